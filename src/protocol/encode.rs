@@ -1,0 +1,177 @@
+//! The only place reply text is produced.
+
+use super::error::ProtocolError;
+
+/// Fixed one-line replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+    Deleted,
+    Touched,
+    Ok,
+    End,
+    Reset,
+    Error,
+    /// `SERVER_ERROR out of memory storing object`
+    OutOfMemoryStoring,
+    /// `CLIENT_ERROR cannot increment or decrement non-numeric value`
+    NonNumeric,
+    /// `CLIENT_ERROR flush_all not allowed`
+    FlushDisabled,
+    /// `ERROR: shutdown not enabled`
+    ShutdownDisabled,
+    /// `CLIENT_ERROR bad command line format`
+    BadCommandLine,
+}
+
+impl Reply {
+    pub fn text(self) -> &'static [u8] {
+        match self {
+            Reply::Stored => b"STORED\r\n",
+            Reply::NotStored => b"NOT_STORED\r\n",
+            Reply::Exists => b"EXISTS\r\n",
+            Reply::NotFound => b"NOT_FOUND\r\n",
+            Reply::Deleted => b"DELETED\r\n",
+            Reply::Touched => b"TOUCHED\r\n",
+            Reply::Ok => b"OK\r\n",
+            Reply::End => b"END\r\n",
+            Reply::Reset => b"RESET\r\n",
+            Reply::Error => b"ERROR\r\n",
+            Reply::OutOfMemoryStoring => b"SERVER_ERROR out of memory storing object\r\n",
+            Reply::NonNumeric => b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            Reply::FlushDisabled => b"CLIENT_ERROR flush_all not allowed\r\n",
+            Reply::ShutdownDisabled => b"ERROR: shutdown not enabled\r\n",
+            Reply::BadCommandLine => b"CLIENT_ERROR bad command line format\r\n",
+        }
+    }
+}
+
+pub fn reply(out: &mut Vec<u8>, r: Reply) {
+    out.extend_from_slice(r.text());
+}
+
+/// The reply line of a protocol error, if memcached sends one.
+pub fn protocol_error(out: &mut Vec<u8>, e: ProtocolError) {
+    if let Some(text) = e.wire_text() {
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends the decimal digits of `n`.
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// The header line of one retrieved item:
+/// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`. The caller appends the data
+/// with [`value_data`].
+pub fn value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_u64(out, flags as u64);
+    out.push(b' ');
+    push_u64(out, len as u64);
+    if let Some(cas) = cas {
+        out.push(b' ');
+        push_u64(out, cas);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The data block of a retrieved item, with its `\r\n`.
+pub fn value_data(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One whole `VALUE` block.
+pub fn value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
+    value_header(out, key, flags, data.len(), cas);
+    value_data(out, data);
+}
+
+/// The reply to incr/decr: bare digits.
+pub fn number(out: &mut Vec<u8>, n: u64) {
+    push_u64(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `VERSION <v>`
+pub fn version(out: &mut Vec<u8>, v: &str) {
+    out.extend_from_slice(b"VERSION ");
+    out.extend_from_slice(v.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One `STAT <name> <value>` line.
+pub fn stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
+    use std::io::Write;
+    out.extend_from_slice(b"STAT ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    let _ = write!(out, "{value}");
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A free-form error line such as `CLIENT_ERROR <msg>` or
+/// `SERVER_ERROR <msg>`.
+pub fn error_line(out: &mut Vec<u8>, kind: &str, msg: &str) {
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(msg.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A raw line (admin replies that have no fixed form), with `\r\n`.
+pub fn line(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut v = Vec::new();
+        f(&mut v);
+        v
+    }
+
+    #[test]
+    fn golden_strings() {
+        assert_eq!(enc(|o| reply(o, Reply::Stored)), b"STORED\r\n");
+        assert_eq!(
+            enc(|o| value(o, b"k", 5, b"bar", None)),
+            b"VALUE k 5 3\r\nbar\r\n"
+        );
+        assert_eq!(
+            enc(|o| value(o, b"k", 4294967295, b"", Some(18446744073709551615))),
+            b"VALUE k 4294967295 0 18446744073709551615\r\n\r\n".to_vec()
+        );
+        assert_eq!(enc(|o| number(o, 0)), b"0\r\n");
+        assert_eq!(enc(|o| number(o, 1234567890)), b"1234567890\r\n");
+        assert_eq!(enc(|o| version(o, "1.6.18")), b"VERSION 1.6.18\r\n");
+        assert_eq!(enc(|o| stat(o, "pid", 42)), b"STAT pid 42\r\n");
+        assert_eq!(
+            enc(|o| protocol_error(o, ProtocolError::TooLarge)),
+            b"SERVER_ERROR object too large for cache\r\n"
+        );
+        assert_eq!(enc(|o| protocol_error(o, ProtocolError::LineTooLong)), b"");
+    }
+}

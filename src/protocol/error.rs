@@ -1,0 +1,58 @@
+//! Protocol errors with memcached's exact wire text, and what the connection
+//! does after each.
+
+/// What the connection does after an invalid request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Reply (unless silent) and go on with the next request.
+    Continue,
+    /// Reply, then discard this many more bytes (a rejected value block,
+    /// including its trailing `\r\n`) before parsing again. The bytes may
+    /// not have arrived yet.
+    Swallow(usize),
+    /// Reply (if the error has text) and close the connection.
+    Close,
+}
+
+/// A client request memcached would refuse. Each variant maps to one exact
+/// reply line (see [`ProtocolError::wire_text`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// `ERROR`: unknown command, empty line, wrong verb case, ...
+    UnknownCommand,
+    /// `CLIENT_ERROR bad command line format`
+    BadCommandLine,
+    /// `CLIENT_ERROR bad data chunk`
+    BadDataChunk,
+    /// `SERVER_ERROR object too large for cache`
+    TooLarge,
+    /// `CLIENT_ERROR invalid exptime argument`
+    InvalidExptime,
+    /// `CLIENT_ERROR invalid numeric delta argument`
+    InvalidDelta,
+    /// `CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]`
+    DeleteUsage,
+    /// A line over the limit without a newline: close, no reply.
+    LineTooLong,
+    /// An HTTP request line or similar: close without a reply.
+    Hangup,
+}
+
+impl ProtocolError {
+    /// The reply line without its `\r\n`, or `None` when memcached sends
+    /// nothing.
+    pub fn wire_text(&self) -> Option<&'static str> {
+        match self {
+            ProtocolError::UnknownCommand => Some("ERROR"),
+            ProtocolError::BadCommandLine => Some("CLIENT_ERROR bad command line format"),
+            ProtocolError::BadDataChunk => Some("CLIENT_ERROR bad data chunk"),
+            ProtocolError::TooLarge => Some("SERVER_ERROR object too large for cache"),
+            ProtocolError::InvalidExptime => Some("CLIENT_ERROR invalid exptime argument"),
+            ProtocolError::InvalidDelta => Some("CLIENT_ERROR invalid numeric delta argument"),
+            ProtocolError::DeleteUsage => Some(
+                "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
+            ),
+            ProtocolError::LineTooLong | ProtocolError::Hangup => None,
+        }
+    }
+}
