@@ -12,8 +12,21 @@ pub enum Exit {
     Normal,
 }
 
-/// Binds the listeners, starts the threads and serves until shutdown.
-pub fn run(shared: Arc<Shared>) -> std::io::Result<Exit> {
+/// The bound listening sockets (TCP and/or Unix), created before privileges
+/// are dropped.
+pub struct Listeners {
+    _private: (),
+}
+
+/// Binds every listener the config asks for (`-l`/`-p`, or `-s`).
+pub fn bind(shared: &Shared) -> std::io::Result<Listeners> {
     let _ = shared;
+    Err(std::io::Error::other("server not built yet"))
+}
+
+/// Starts the acceptor and worker threads, handles SIGTERM/SIGINT, and
+/// serves until shutdown.
+pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> std::io::Result<Exit> {
+    let _ = (shared, listeners);
     Err(std::io::Error::other("server not built yet"))
 }
