@@ -283,21 +283,30 @@ fn unknown_or_hangup<'a>(verb: &[u8], line: &[u8], consumed: usize) -> Parsed<'a
                 | b"verbosity"
                 | b"lru"
                 | b"extstore"
+                | b"refresh_certs"
         );
-    if !dispatched {
-        // memcached's tokenizer keeps 23 tokens; the "last" one is the
-        // 23rd when the line has more.
-        let mut last: &[u8] = verb;
-        let mut rest = line;
-        for _ in 0..23 {
-            match next_token(rest) {
-                Some((tok, after)) => {
-                    last = tok;
-                    rest = after;
-                }
-                None => break,
+    // memcached's tokenizer keeps 23 tokens; the "last" one is the 23rd
+    // when the line has more.
+    let mut last: &[u8] = verb;
+    let mut count = 0;
+    let mut rest = line;
+    while count < 23 {
+        match next_token(rest) {
+            Some((tok, after)) => {
+                last = tok;
+                rest = after;
+                count += 1;
             }
+            None => break,
         }
+    }
+    if matches!(verb, b"lru" | b"extstore") && count >= 2 {
+        // These admin commands look for `noreply` before refusing their
+        // arguments (observed: `lru x noreply`, `lru noreply` and
+        // `extstore x noreply` answer nothing; `lru` alone answers ERROR).
+        return invalid(ProtocolError::UnknownCommand, consumed, last == b"noreply");
+    }
+    if !dispatched {
         if last.starts_with(b"HTTP/") {
             return Parsed::Invalid {
                 error: ProtocolError::Hangup,
@@ -1674,13 +1683,47 @@ mod tests {
             assert_eq!(err(line), ProtocolError::UnknownCommand, "{:?}", line);
         }
         assert_eq!(wire(&ProtocolError::UnknownCommand), "ERROR");
+        // Admin verbs memcached dispatches by name are never a hang-up
+        // (observed: `watch HTTP/1.0`, `extstore HTTP/1.0` -> ERROR;
+        // `refresh_certs HTTP/1.0` -> `Error TLS not enabled`).
+        for line in [
+            &b"watch HTTP/1.0\r\n"[..],
+            b"extstore HTTP/1.0\r\n",
+            b"refresh_certs HTTP/1.0\r\n",
+            b"lru_crawler HTTP/1.0\r\n",
+            b"lru\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{:?}", line);
+        }
+        // Observed: `lru x noreply`, `lru noreply`, `extstore x noreply`
+        // answer nothing; `lru_crawler x noreply`, `slabs x noreply` ERROR.
+        assert_eq!(
+            silent_err(b"lru x noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(
+            silent_err(b"lru noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(
+            silent_err(b"extstore x noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(
+            err(b"lru_crawler x noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(err(b"slabs x noreply\r\n"), ProtocolError::UnknownCommand);
     }
 
     #[test]
     fn http_request_lines_hang_up() {
-        // Observed: each closes the connection without a reply.
+        // Observed: each closes the connection without a reply (also
+        // `misbehave HTTP/1.0` and `mcp HTTP/1.0`: not built in).
         for line in [
-            &b"GET / HTTP/1.0\r\n"[..],
+            &b"misbehave HTTP/1.0\r\n"[..],
+            b"mcp HTTP/1.0\r\n",
+            b"GET / HTTP/1.0\r\n",
             b"GET / HTTP/1.1\r\n",
             b"zz HTTP/1.0\r\n",
             b"HTTP/1.0\r\n",
