@@ -306,16 +306,14 @@ fn unknown_or_hangup<'a>(verb: &[u8], line: &[u8], consumed: usize) -> Parsed<'a
         // `extstore x noreply` answer nothing; `lru` alone answers ERROR).
         return invalid(ProtocolError::UnknownCommand, consumed, last == b"noreply");
     }
-    if !dispatched {
-        if last.starts_with(b"HTTP/") {
-            return Parsed::Invalid {
-                error: ProtocolError::Hangup,
-                consumed,
-                recovery: Recovery::Close,
-                silent: false,
-                unlink: None,
-            };
-        }
+    if !dispatched && last.starts_with(b"HTTP/") {
+        return Parsed::Invalid {
+            error: ProtocolError::Hangup,
+            consumed,
+            recovery: Recovery::Close,
+            silent: false,
+            unlink: None,
+        };
     }
     unknown(consumed)
 }
