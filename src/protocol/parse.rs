@@ -1297,6 +1297,20 @@ mod tests {
                 false
             )
         );
+        // Observed with `-I 2m`: 2097092 stored, 2097093 too large; with
+        // `-C`: 1048524 stored, 1048525 too large, and with flags 1:
+        // 1048520 stored, 1048521 too large.
+        let two = Limits {
+            item_size_max: 2 * 1024 * 1024,
+            cas_enabled: true,
+        };
+        assert_eq!(two.max_value_len_for(1, 0), 2097092);
+        let no_cas = Limits {
+            item_size_max: 1024 * 1024,
+            cas_enabled: false,
+        };
+        assert_eq!(no_cas.max_value_len_for(1, 0), 1048524);
+        assert_eq!(no_cas.max_value_len_for(1, 1), 1048520);
         // -C makes the header 8 bytes smaller; -I changes the bound.
         let small = Limits {
             item_size_max: 1000,
@@ -1676,7 +1690,6 @@ mod tests {
             b"m HTTP/1.0\r\n",
             b"foo HTTP/ x\r\n",
             b"foo http/1.0\r\n",
-            b"version\x00junk\r\n",
         ] {
             assert_eq!(err(line), ProtocolError::UnknownCommand, "{:?}", line);
         }
@@ -1712,6 +1725,31 @@ mod tests {
             ProtocolError::UnknownCommand
         );
         assert_eq!(err(b"slabs x noreply\r\n"), ProtocolError::UnknownCommand);
+    }
+
+    #[test]
+    fn nul_bytes_are_ordinary_bytes() {
+        // Divergence: memcached ends the C string at a NUL, so it answers
+        // `version\0junk` with VERSION, `get a\0b` as `get a`, treats
+        // `set k\0z 0 0 1` as `set k` (ERROR) and would delete `a` for
+        // `delete a\0b`. Here a NUL is an ordinary (control) byte: the
+        // verb is unknown, or the key is refused.
+        assert_eq!(err(b"version\0junk\r\n"), ProtocolError::UnknownCommand);
+        assert_eq!(err(b"delete a\0b\r\n"), ProtocolError::BadCommandLine);
+        assert_eq!(
+            bad(b"set k\0z 0 0 1\r\n"),
+            (
+                ProtocolError::BadCommandLine,
+                16,
+                Recovery::Swallow(3),
+                false
+            )
+        );
+        // Inside a data block a NUL is data.
+        assert!(matches!(
+            ok(b"set k 0 0 1\r\n\0\r\n"),
+            Command::Store { .. }
+        ));
     }
 
     #[test]
