@@ -1740,7 +1740,7 @@ mod tests {
             bad(b"set k\0z 0 0 1\r\n"),
             (
                 ProtocolError::BadCommandLine,
-                16,
+                15,
                 Recovery::Swallow(3),
                 false
             )
