@@ -10,6 +10,31 @@
 //!
 //! Line limits are enforced before the newline arrives, and the outcome
 //! never depends on how the bytes were split into reads.
+//!
+//! Reading follows memcached 1.6.18 (checked against the real server; the
+//! tests quote what it answered): only `' '` separates tokens, runs of
+//! spaces and leading/trailing spaces are ignored, one `\r` before the
+//! `\n` is dropped and a bare `\n` ends a line; numbers are read the way
+//! C's `strtol`/`strtoul`/`strtoull` read them (leading white space, a
+//! sign, trailing white space accepted; 32-bit fields keep the low 32
+//! bits); `noreply` is recognised only as the last token and, once seen,
+//! silences the error replies of that request too; a wrong token count is
+//! always answered with `ERROR`.
+//!
+//! Deliberate divergences from memcached (each has a test):
+//! - flags >= 2^32 are refused with `CLIENT_ERROR bad command line format`
+//!   (memcached stores the low 32 bits);
+//! - keys with control bytes (< 0x20, 0x7f, NUL included) are refused with
+//!   `CLIENT_ERROR bad command line format` (memcached accepts them, and
+//!   cuts a line at a NUL);
+//! - a refused storage line whose `<bytes>` is a usable length has its
+//!   data block swallowed instead of run as commands;
+//! - the newline must come within the first LINE_MAX_LEN + 1 bytes
+//!   whatever the reads (memcached only checks when a read leaves more
+//!   than 2048 bytes without a newline, so a longer line that arrives in
+//!   one piece is served there);
+//! - long `gat`/`gats` lines get the `get` allowance, and every retrieval
+//!   line is bounded by GET_LINE_MAX_LEN (memcached: unbounded `get`).
 
 use super::command::{Args, Command, Keys, StoreVerb, MAX_ARGS};
 use super::error::{ProtocolError, Recovery};
