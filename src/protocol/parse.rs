@@ -1475,6 +1475,35 @@ mod tests {
     }
 
     #[test]
+    fn error_precedence() {
+        // When several things are wrong, the first check memcached makes
+        // decides the reply (observed for each line).
+        let long = [b'k'; 251];
+        let l = |verb: &[u8], tail: &[u8]| [verb, b" ".as_slice(), &long, tail].concat();
+        // Key length before the delta / exptime.
+        assert_eq!(err(&l(b"incr", b" x\r\n")), ProtocolError::BadCommandLine);
+        assert_eq!(err(&l(b"touch", b" x\r\n")), ProtocolError::BadCommandLine);
+        // The legacy-argument check before the key length.
+        assert_eq!(err(&l(b"delete", b" 5\r\n")), ProtocolError::DeleteUsage);
+        // The gat exptime before the keys.
+        assert_eq!(err(&l(b"gat x", b"\r\n")), ProtocolError::InvalidExptime);
+        // The token count before anything else.
+        assert_eq!(
+            err(&l(b"incr", b" x y z\r\n")),
+            ProtocolError::UnknownCommand
+        );
+        // Observed: `incr n +5` and `incr n \t3` add 5 and 3.
+        assert!(matches!(
+            ok(b"incr n +5\r\n"),
+            Command::Arith { delta: 5, .. }
+        ));
+        assert!(matches!(
+            ok(b"incr n \t3\r\n"),
+            Command::Arith { delta: 3, .. }
+        ));
+    }
+
+    #[test]
     fn touch() {
         assert_eq!(
             ok(b"touch a 10\r\n"),
