@@ -664,7 +664,7 @@ fn parse_flush_all(rest: &[u8], consumed: usize) -> Parsed<'_> {
     if a.n != usize::from(noreply) {
         match c_strtol32(a.t[0]) {
             Some(d) => delay = i64::from(d),
-            None => return invalid(ProtocolError::InvalidExptime, consumed, noreply),
+            None => return invalid(ProtocolError::FlushDelay, consumed, noreply),
         }
     }
     complete(Command::FlushAll { delay, noreply }, consumed)
@@ -1562,11 +1562,17 @@ mod tests {
         );
         // Observed: `flush_all junk`, `flush_all 1x` -> CLIENT_ERROR
         // invalid exptime argument; silent with noreply.
-        assert_eq!(err(b"flush_all junk\r\n"), ProtocolError::InvalidExptime);
-        assert_eq!(err(b"flush_all 1x\r\n"), ProtocolError::InvalidExptime);
+        // (With -F memcached answers `CLIENT_ERROR flush_all not allowed`
+        // to `flush_all junk`: hence a variant of its own.)
+        assert_eq!(err(b"flush_all junk\r\n"), ProtocolError::FlushDelay);
+        assert_eq!(err(b"flush_all 1x\r\n"), ProtocolError::FlushDelay);
         assert_eq!(
             silent_err(b"flush_all junk noreply\r\n"),
-            ProtocolError::InvalidExptime
+            ProtocolError::FlushDelay
+        );
+        assert_eq!(
+            wire(&ProtocolError::FlushDelay),
+            "CLIENT_ERROR invalid exptime argument"
         );
         // Observed: `flush_all 0 0 0` -> ERROR.
         assert_eq!(err(b"flush_all 0 0 0\r\n"), ProtocolError::UnknownCommand);
