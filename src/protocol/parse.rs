@@ -343,6 +343,26 @@ fn unknown_or_hangup<'a>(verb: &[u8], line: &[u8], consumed: usize) -> Parsed<'a
     unknown(consumed)
 }
 
+/// Whether every space-separated key of `raw` is at most KEY_MAX_LEN long.
+#[inline]
+fn keys_fit(raw: &[u8]) -> bool {
+    if raw.len() <= KEY_MAX_LEN {
+        return true;
+    }
+    let mut rest = raw;
+    loop {
+        match memchr::memchr(b' ', rest) {
+            Some(i) => {
+                if i > KEY_MAX_LEN {
+                    return false;
+                }
+                rest = &rest[i + 1..];
+            }
+            None => return rest.len() <= KEY_MAX_LEN,
+        }
+    }
+}
+
 /// A key as stored: 1..=250 bytes, no space (guaranteed by the
 /// tokenizer), no control byte. memcached accepts control bytes in keys;
 /// we refuse them with `CLIENT_ERROR bad command line format` (deliberate
@@ -443,38 +463,33 @@ fn parse_get(rest: &[u8], with_cas: bool, touch: bool, consumed: usize) -> Parse
     } else {
         (0, rest)
     };
-    // One pass: key lengths and control bytes. memcached drops every reply
-    // already built for the line when a key is too long and sends only the
-    // error (observed: `get a <251 bytes> a` -> CLIENT_ERROR alone).
-    let mut len = 0usize;
-    let mut first = usize::MAX;
-    let mut last = 0usize;
-    for (i, &b) in area.iter().enumerate() {
-        if b == b' ' {
-            len = 0;
-            continue;
+    // Trim the spaces around the key list, then check it: no control byte
+    // anywhere (a branch-free scan the compiler vectorises) and no key
+    // over KEY_MAX_LEN (a short key list is its own proof). memcached
+    // drops every reply already built for the line when a key is too long
+    // and sends only the error (observed: `get a <251 bytes> a` ->
+    // CLIENT_ERROR alone), so refusing the whole line is exact.
+    let first = area.iter().position(|&b| b != b' ');
+    let raw: &[u8] = match first {
+        None => {
+            // `get` needs a key; `gat <exptime>` alone answers END
+            // (observed).
+            if !touch {
+                return unknown(consumed);
+            }
+            &[]
         }
-        if is_control(b) {
-            return invalid(ProtocolError::BadCommandLine, consumed, false);
+        Some(first) => {
+            let last = area
+                .iter()
+                .rposition(|&b| b != b' ')
+                .map_or(first, |l| l + 1);
+            &area[first..last]
         }
-        len += 1;
-        if len > KEY_MAX_LEN {
-            return invalid(ProtocolError::BadCommandLine, consumed, false);
-        }
-        if first == usize::MAX {
-            first = i;
-        }
-        last = i + 1;
-    }
-    let raw: &[u8] = if first == usize::MAX {
-        // `get` needs a key; `gat <exptime>` alone answers END (observed).
-        if !touch {
-            return unknown(consumed);
-        }
-        &[]
-    } else {
-        &area[first..last]
     };
+    if raw.iter().fold(false, |acc, &b| acc | is_control(b)) || !keys_fit(raw) {
+        return invalid(ProtocolError::BadCommandLine, consumed, false);
+    }
     let keys = Keys::from_validated(raw);
     let cmd = if touch {
         Command::Gat {
@@ -917,6 +932,20 @@ mod tests {
         assert_eq!(err(&line), ProtocolError::BadCommandLine);
         let ok250 = [b"get ".as_slice(), &long[..250], b"\r\n"].concat();
         assert!(matches!(ok(&ok250), Command::Get { .. }));
+        let k250 = &long[..250];
+        let many = [&b"get  "[..], k250, b"   ", k250, b" a ", k250, b"\r\n"].concat();
+        match ok(&many) {
+            Command::Get { keys: k, .. } => assert_eq!(keys(&k), vec![k250, k250, b"a", k250]),
+            c => panic!("{c:?}"),
+        }
+        for bad_line in [
+            [&b"get "[..], k250, b" ", &long, b"\r\n"].concat(),
+            [&b"get "[..], &long, b"  a\r\n"].concat(),
+            [&b"gets a  "[..], &long, b"\r\n"].concat(),
+            [&b"get "[..], k250, b" ", k250, b"k\r\n"].concat(),
+        ] {
+            assert_eq!(err(&bad_line), ProtocolError::BadCommandLine);
+        }
         // Divergence: control bytes in keys are refused (memcached looks
         // up `a\r` for `get a\r\r\n` and answers END).
         assert_eq!(err(b"get a\r\r\n"), ProtocolError::BadCommandLine);
