@@ -224,17 +224,26 @@ struct Toks<'a> {
 
 impl<'a> Toks<'a> {
     #[inline]
-    fn new(mut rest: &'a [u8]) -> Self {
+    fn new(rest: &'a [u8]) -> Self {
         let mut t: [&'a [u8]; MAX_FIXED] = [&[]; MAX_FIXED];
         let mut n = 0;
-        while let Some((tok, after)) = next_token(rest) {
+        let mut i = 0;
+        let len = rest.len();
+        while i < len {
+            if rest[i] == b' ' {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < len && rest[i] != b' ' {
+                i += 1;
+            }
             if n == MAX_FIXED {
                 n += 1;
                 break;
             }
-            t[n] = tok;
+            t[n] = &rest[start..i];
             n += 1;
-            rest = after;
         }
         Toks { t, n }
     }
@@ -1867,6 +1876,17 @@ mod tests {
         // `get a HTTP/1.0` is a two-key get).
         assert_eq!(ok(b"version HTTP/1.0\r\n"), Command::Version);
         assert!(matches!(ok(b"get a HTTP/1.0\r\n"), Command::Get { .. }));
+        // memcached looks at the 23rd token when there are more (observed:
+        // `zz` + 21 × `a` + `HTTP/1.0 b c` closes; `zz` + 23 × `a` +
+        // `HTTP/1.0` answers ERROR).
+        let mut l = b"zz ".to_vec();
+        l.extend_from_slice(&b"a ".repeat(21));
+        l.extend_from_slice(b"HTTP/1.0 b c\r\n");
+        assert_eq!(bad(&l).0, ProtocolError::Hangup);
+        let mut l = b"zz ".to_vec();
+        l.extend_from_slice(&b"a ".repeat(23));
+        l.extend_from_slice(b"HTTP/1.0\r\n");
+        assert_eq!(err(&l), ProtocolError::UnknownCommand);
         // Observed: what follows the request line is never read.
         assert_eq!(
             transcript(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
