@@ -890,14 +890,14 @@ fn apply_subopt(
 }
 
 /// memcached's slab_sizes list: '-'-separated sizes in bytes, increasing,
-/// each between the smallest item and `slab_chunk_max`.
+/// each between the smallest item (48 bytes) and `slab_chunk_max`. Empty
+/// entries are skipped; a word that is not a number counts as size 0.
 fn check_slab_sizes(list: &str, chunk_max: i32) -> Result<(), ConfigError> {
     let mut last: u32 = 0;
-    for part in list.split('-') {
-        let size = safe_strtoul(part).ok_or_else(|| {
-            ConfigError::usage(EX_USAGE, format!("slab_sizes: \"{part}\" is not a size"))
-        })?;
-        if size < 48 || (chunk_max > 0 && size as i64 > chunk_max as i64) {
+    let mut count = 0;
+    for part in list.split('-').filter(|p| !p.is_empty()) {
+        let size = safe_strtoul(part).unwrap_or(0);
+        if size < 48 || size as i64 > chunk_max as i64 {
             return Err(ConfigError::usage(
                 EX_USAGE,
                 format!("slab size {size} is out of valid range"),
@@ -906,10 +906,17 @@ fn check_slab_sizes(list: &str, chunk_max: i32) -> Result<(), ConfigError> {
         if size <= last {
             return Err(ConfigError::usage(
                 EX_USAGE,
-                format!("slab size {size} must be larger than the previous size {last}"),
+                format!("slab size {size} cannot be lower than or equal to a previous class size"),
             ));
         }
         last = size;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(ConfigError::usage(
+            EX_USAGE,
+            "-o slab_sizes: no sizes given",
+        ));
     }
     Ok(())
 }
@@ -1982,6 +1989,7 @@ mod tests {
             "slab_automove_freeratio=0.02",
             "slab_chunk_max=16384",
             "slab_sizes=100-200-300",
+            "slab_sizes=48-524288-",
             "no_chunked_items",
             "lru_crawler",
             "no_lru_crawler",
@@ -2150,6 +2158,28 @@ mod tests {
                 "temporary_ttl requires lru_maintainer to be enabled",
             ),
             ("slab_sizes=1-2", 64, "slab size 1 is out of valid range"),
+            (
+                "slab_sizes=47-100",
+                64,
+                "slab size 47 is out of valid range",
+            ),
+            (
+                "slab_sizes=100-abc",
+                64,
+                "slab size 0 is out of valid range",
+            ),
+            (
+                "slab_sizes=100-524289",
+                64,
+                "slab size 524289 is out of valid range",
+            ),
+            (
+                "slab_sizes=100-90",
+                64,
+                "slab size 90 cannot be lower than or equal to a previous class size",
+            ),
+            ("slab_sizes=", 64, "-o slab_sizes: no sizes given"),
+            ("slab_sizes", 1, "Missing slab_sizes argument"),
         ];
         for (o, code, msg) in cases {
             assert_eq!(err(&["-o", o]), (*code, msg.to_string()), "-o {o}");
