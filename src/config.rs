@@ -533,7 +533,8 @@ fn command() -> Command {
 }
 
 /// Turns a clap parse error into memcached's wording and exit code 1.
-fn clap_error(e: clap::Error) -> ConfigError {
+/// `last` is the last command-line word (where a missing value is missing).
+fn clap_error(e: clap::Error, last: Option<&str>) -> ConfigError {
     let arg = match e.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => s.clone(),
         Some(ContextValue::Strings(v)) => v.join(" "),
@@ -550,7 +551,17 @@ fn clap_error(e: clap::Error) -> ConfigError {
             }
         }
         ErrorKind::InvalidValue | ErrorKind::WrongNumberOfValues | ErrorKind::NoEquals => {
-            format!("twincache: option '{flag}' requires an argument")
+            match last {
+                // Typed as a short option (possibly bundled: -vp).
+                Some(w) if w.starts_with('-') && !w.starts_with("--") => {
+                    let letter = w.chars().last().unwrap_or('?');
+                    format!("twincache: option requires an argument -- '{letter}'")
+                }
+                Some(w) if w.starts_with("--") => {
+                    format!("twincache: option '{w}' requires an argument")
+                }
+                _ => format!("twincache: option '{flag}' requires an argument"),
+            }
         }
         ErrorKind::TooManyValues => {
             format!("twincache: option '{flag}' doesn't allow an argument")
@@ -1068,7 +1079,11 @@ fn refuse(message: impl Into<String>) -> ConfigError {
 impl Config {
     /// Parses a memcached 1.6.18 command line (without the program name).
     pub fn from_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Config, ConfigError> {
-        let m = command().try_get_matches_from(args).map_err(clap_error)?;
+        let args: Vec<OsString> = args.into_iter().collect();
+        let last = args.last().map(|a| a.to_string_lossy().into_owned());
+        let m = command()
+            .try_get_matches_from(args)
+            .map_err(|e| clap_error(e, last.as_deref()))?;
 
         if flag(&m, "help") {
             return Err(ConfigError::Info(help_text()));
@@ -1853,7 +1868,18 @@ mod tests {
             assert_eq!(err(&[f, "1"]).0, 1, "{f}");
         }
         assert!(err(&["-X"]).1.contains("--disable-dumping"));
-        assert_eq!(err(&["-p"]).0, 1);
+        assert_eq!(
+            err(&["-p"]).1.lines().next(),
+            Some("twincache: option requires an argument -- 'p'")
+        );
+        assert_eq!(
+            err(&["-vp"]).1.lines().next(),
+            Some("twincache: option requires an argument -- 'p'")
+        );
+        assert_eq!(
+            err(&["--port"]).1.lines().next(),
+            Some("twincache: option '--port' requires an argument")
+        );
         assert_eq!(err(&["--disable-dumping=1"]).0, 1);
     }
 
