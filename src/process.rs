@@ -260,6 +260,66 @@ mod tests {
         assert_eq!(nofile_needed(&cfg), 1000 + RESERVED_FDS + 16);
     }
 
+    /// Runs in a child process (this test binary re-executed), because
+    /// dropping privileges cannot be undone.
+    #[test]
+    fn drop_privileges_sticks() {
+        if !running_as_root() {
+            eprintln!("SKIPPED: not running as root");
+            return;
+        }
+        let nobody = match User::from_name("nobody") {
+            Ok(Some(u)) => u,
+            _ => {
+                eprintln!("SKIPPED: no user nobody");
+                return;
+            }
+        };
+        if std::env::var_os("TWINCACHE_DROP_CHILD").is_some() {
+            let who = Identity {
+                name: "nobody".into(),
+                uid: nobody.uid,
+                gid: nobody.gid,
+            };
+            drop_privileges(&who).unwrap();
+            assert_eq!(Uid::current(), nobody.uid);
+            assert_eq!(Uid::effective(), nobody.uid);
+            assert_eq!(Gid::current(), nobody.gid);
+            assert_eq!(Gid::effective(), nobody.gid);
+            assert!(nix::unistd::getgroups().unwrap().is_empty());
+            assert!(nix::unistd::setuid(Uid::from_raw(0)).is_err());
+            return;
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "process::tests::drop_privileges_sticks",
+                "--test-threads=1",
+            ])
+            .env("TWINCACHE_DROP_CHILD", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "child: {status}");
+    }
+
+    #[test]
+    fn check_user_rules() {
+        let mut cfg = Config::default();
+        if !running_as_root() {
+            cfg.user = Some("no-such-user-twincache".into());
+            assert!(check_user(&cfg).unwrap().is_none());
+            return;
+        }
+        assert_eq!(check_user(&cfg).unwrap_err().code, EX_USAGE);
+        cfg.user = Some(String::new());
+        assert_eq!(check_user(&cfg).unwrap_err().code, EX_USAGE);
+        cfg.user = Some("no-such-user-twincache".into());
+        assert_eq!(check_user(&cfg).unwrap_err().code, EX_NOUSER);
+        cfg.user = Some("root".into());
+        let id = check_user(&cfg).unwrap().unwrap();
+        assert!(id.uid.is_root());
+    }
+
     #[test]
     fn absolute_keeps_absolute_and_anchors_relative() {
         assert_eq!(

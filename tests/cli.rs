@@ -230,3 +230,57 @@ fn warnings_are_logged_and_stray_arguments_ignored() {
     let first = err.lines().next().unwrap_or("");
     assert!(first.trim_start().starts_with("WARN"), "{first}");
 }
+
+#[test]
+fn daemon_parent_returns_at_once() {
+    if !is_root() {
+        eprintln!("SKIPPED: not running as root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("twincache-cli-d-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The pidfile is written after the switch to nobody: the directory must
+    // be writable for it.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let pidfile = dir.join("t.pid");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let started = std::time::Instant::now();
+    let o = run(&[
+        "-d",
+        "-u",
+        "nobody",
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-P",
+        pidfile.to_str().unwrap(),
+    ]);
+    // The foreground process is the parent of the daemon: it exits 0 at
+    // once, whatever happens to the daemon afterwards.
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // With a working server the daemon writes the pidfile as nobody; stop it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(&pidfile) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                use std::os::unix::fs::MetadataExt;
+                let owner = std::fs::metadata(&pidfile).unwrap().uid();
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+                assert_ne!(owner, 0, "pidfile written before dropping root");
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
