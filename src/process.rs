@@ -290,16 +290,19 @@ mod tests {
             assert!(nix::unistd::setuid(Uid::from_raw(0)).is_err());
             return;
         }
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
                 "process::tests::drop_privileges_sticks",
                 "--test-threads=1",
             ])
             .env("TWINCACHE_DROP_CHILD", "1")
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success(), "child: {status}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child: {text}");
+        // The child really ran this test (and not zero tests).
+        assert!(text.contains("1 passed"), "child: {text}");
     }
 
     #[test]
