@@ -1430,7 +1430,9 @@ Network
   -p, --port=<num>             TCP port (default 11211; 0 = no TCP listener)
   -l, --listen=<list>          addresses to listen on, separated by ',' or ';':
                                host, host:port, [v6addr]:port, a bare IPv6
-                               address, or * for every interface; may be repeated.
+                               address, or * for every interface; may be
+                               repeated; a host name listens on all its
+                               addresses; an entry's port overrides -p.
                                Default: 127.0.0.1 only. NOTE: memcached listens
                                on every interface by default; twincache does not
                                unless you ask for it (-l '*').
