@@ -94,10 +94,7 @@ impl<'a> Args<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
     /// `get` / `gets` (with_cas).
-    Get {
-        keys: Keys<'a>,
-        with_cas: bool,
-    },
+    Get { keys: Keys<'a>, with_cas: bool },
     /// `gat` / `gats` (with_cas).
     Gat {
         exptime: i64,

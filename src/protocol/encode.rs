@@ -41,9 +41,7 @@ impl Reply {
             Reply::Reset => b"RESET\r\n",
             Reply::Error => b"ERROR\r\n",
             Reply::OutOfMemoryStoring => b"SERVER_ERROR out of memory storing object\r\n",
-            Reply::NonNumeric => {
-                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
-            }
+            Reply::NonNumeric => b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
             Reply::FlushDisabled => b"CLIENT_ERROR flush_all not allowed\r\n",
             Reply::ShutdownDisabled => b"ERROR: shutdown not enabled\r\n",
             Reply::BadCommandLine => b"CLIENT_ERROR bad command line format\r\n",

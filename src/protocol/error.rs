@@ -49,9 +49,9 @@ impl ProtocolError {
             ProtocolError::TooLarge => Some("SERVER_ERROR object too large for cache"),
             ProtocolError::InvalidExptime => Some("CLIENT_ERROR invalid exptime argument"),
             ProtocolError::InvalidDelta => Some("CLIENT_ERROR invalid numeric delta argument"),
-            ProtocolError::DeleteUsage => {
-                Some("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")
-            }
+            ProtocolError::DeleteUsage => Some(
+                "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
+            ),
             ProtocolError::LineTooLong | ProtocolError::Hangup => None,
         }
     }

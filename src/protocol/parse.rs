@@ -74,11 +74,6 @@ pub enum Parsed<'a> {
 
 /// Parses the request at the start of `buf`.
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
-    let _ = (
-        buf,
-        limits,
-        Recovery::Continue,
-        ProtocolError::UnknownCommand,
-    );
+    let _ = (buf, limits, Recovery::Continue, ProtocolError::UnknownCommand);
     Parsed::Incomplete
 }
