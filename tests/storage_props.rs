@@ -374,8 +374,8 @@ fn run_exact(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
         prop_assert!(s.check_invariants().is_ok(), "{:?}", s.check_invariants());
     }
     // Force out every dead item, then the store holds exactly the model.
-    for k in 0..KEYS.len() {
-        let _ = s.get(KEYS[k], m.now, |_| ());
+    for (k, key) in KEYS.iter().enumerate() {
+        let _ = s.get(key, m.now, |_| ());
         let _ = m.live(k);
     }
     let st = s.stats();
