@@ -452,10 +452,17 @@ impl Store {
                 Step::Need(n) => {
                     tries += 1;
                     if !self.cfg.evictions || tries > 8 || !self.reserve_evicting(n, now) {
-                        if mode == StoreMode::Set {
+                        match mode {
                             // memcached drops the old value of a `set` it
                             // could not store.
-                            self.unlink_key(key, h, si);
+                            StoreMode::Set => self.unlink_key(key, h, si),
+                            // memcached allocates the appended data first
+                            // (small, it usually fits) and answers
+                            // NOT_STORED when the combined item does not.
+                            StoreMode::Append | StoreMode::Prepend => {
+                                break StoreOutcome::NotStored
+                            }
+                            _ => {}
                         }
                         break StoreOutcome::OutOfMemory;
                     }

@@ -532,9 +532,14 @@ fn no_evictions_mode_refuses_and_set_unlinks() {
     assert_eq!(val(&s, b"k1", NOW), Err(Miss::NotFound));
     set(&s, b"k1", b"v");
     // append/prepend/replace/cas/incr keep the old value
+    // (append/prepend answer NOT_STORED, as memcached 1.6.18 -M does)
     assert_eq!(
         s.store(StoreMode::Append, b"k1", 0, 0, b"x", NOW),
-        StoreOutcome::OutOfMemory
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Prepend, b"k1", 0, 0, b"x", NOW),
+        StoreOutcome::NotStored
     );
     assert_eq!(
         s.store(StoreMode::Replace, b"k1", 0, 0, b"xx", NOW),
