@@ -8,7 +8,9 @@
 //!    wrong value, never a write that needed a key it could not have had.
 
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use twincache::storage::{
     item_size, parse_counter, ArithOutcome, Miss, Store, StoreConfig, StoreMode, StoreOptions,
     StoreOutcome,
@@ -391,6 +393,11 @@ fn run_exact(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
 }
 
 /// Runs `ops` under a small limit: keys may vanish, values never lie.
+/// Hits served and items evicted over all lossy runs, to show that the
+/// lossy property really exercised both.
+static LOSSY_HITS: AtomicU64 = AtomicU64::new(0);
+static LOSSY_EVICTIONS: AtomicU64 = AtomicU64::new(0);
+
 fn run_lossy(ops: &[Op], shards: usize, limit: u64) -> Result<(), TestCaseError> {
     let s = Store::with_options(
         cfg(limit),
@@ -540,6 +547,7 @@ fn run_lossy(ops: &[Op], shards: usize, limit: u64) -> Result<(), TestCaseError>
                     s.get_and_touch(KEYS[k], exp(now, e), now, |it| (it.value.to_vec(), it.cas));
                 match (got, m.live(k)) {
                     (Ok(got), Ok(it)) => {
+                        LOSSY_HITS.fetch_add(1, Ordering::Relaxed);
                         prop_assert_eq!(got, (it.value.clone(), it.cas));
                         it.exptime = exp(now, e);
                     }
@@ -555,6 +563,7 @@ fn run_lossy(ops: &[Op], shards: usize, limit: u64) -> Result<(), TestCaseError>
                 });
                 match (got, m.live(k)) {
                     (Ok(got), Ok(it)) => {
+                        LOSSY_HITS.fetch_add(1, Ordering::Relaxed);
                         prop_assert_eq!(got, (it.value.clone(), it.flags, it.exptime, it.cas))
                     }
                     (Ok(got), Err(_)) => return fail(op, format!("stale hit {got:?}")),
@@ -589,7 +598,35 @@ fn run_lossy(ops: &[Op], shards: usize, limit: u64) -> Result<(), TestCaseError>
         );
         prop_assert!(s.check_invariants().is_ok(), "{:?}", s.check_invariants());
     }
+    LOSSY_EVICTIONS.fetch_add(s.stats().evictions, Ordering::Relaxed);
     Ok(())
+}
+
+#[test]
+fn lossy_never_stale() {
+    let strategy = (
+        prop::collection::vec(op(), 1..160),
+        prop_oneof![Just(1usize), Just(4)],
+        1u64..5,
+    );
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 256,
+        ..ProptestConfig::default()
+    });
+    let r = runner.run(&strategy, |(ops, shards, room)| {
+        // room for a handful of small items
+        run_lossy(&ops, shards, room * item_size(19, 24, 1, true))
+    });
+    if let Err(e) = r {
+        panic!("{e}");
+    }
+    let hits = LOSSY_HITS.load(Ordering::Relaxed);
+    let evictions = LOSSY_EVICTIONS.load(Ordering::Relaxed);
+    println!("lossy: {hits} hits, {evictions} evictions");
+    assert!(
+        hits > 100 && evictions > 100,
+        "hits {hits} evictions {evictions}"
+    );
 }
 
 proptest! {
@@ -605,13 +642,4 @@ proptest! {
         run_exact(&ops, 4)?;
     }
 
-    #[test]
-    fn lossy_never_stale(
-        ops in prop::collection::vec(op(), 1..160),
-        shards in prop_oneof![Just(1usize), Just(4)],
-        room in 1u64..5,
-    ) {
-        // room for a handful of small items
-        run_lossy(&ops, shards, room * item_size(19, 24, 1, true))?;
-    }
 }
