@@ -132,6 +132,12 @@ impl Item {
         &mut self.0[at..]
     }
 
+    /// Bytes of the allocation (header, key and value).
+    #[inline]
+    pub(crate) fn raw_len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Accounted size (see [`item_size`]).
     #[inline]
     pub(crate) fn size(&self, cas_enabled: bool) -> u64 {

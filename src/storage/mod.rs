@@ -741,6 +741,14 @@ impl Store {
         s
     }
 
+    /// Heap bytes the store's own structures hold (items, slot arenas,
+    /// bucket arrays; allocator overhead not included).
+    pub fn heap_bytes(&self) -> u64 {
+        (0..self.shards.len())
+            .map(|si| self.lock(si).heap_bytes() as u64)
+            .sum()
+    }
+
     /// Bytes charged against the limit right now (items plus in-flight
     /// reservations).
     pub fn used_bytes(&self) -> u64 {

@@ -65,6 +65,8 @@ pub(crate) struct Shard {
     tail: u32,
     len: usize,
     bytes: u64,
+    /// Bytes of the item allocations (what the heap holds for them).
+    raw_bytes: usize,
     freed: u64,
     cas_enabled: bool,
     pub(crate) counters: Counters,
@@ -82,6 +84,7 @@ impl Shard {
             tail: NIL,
             len: 0,
             bytes: 0,
+            raw_bytes: 0,
             freed: 0,
             cas_enabled,
             counters: Counters::default(),
@@ -99,6 +102,14 @@ impl Shard {
 
     pub(crate) fn bucket_count(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// Heap bytes this shard holds: item allocations, the slot arena and
+    /// the bucket array (allocator overhead not included).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.raw_bytes
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.buckets.capacity() * std::mem::size_of::<u32>()
     }
 
     /// Bytes freed since the last call (to give back to the budget).
@@ -237,6 +248,7 @@ impl Shard {
         s.next = NIL;
         self.free = idx;
         let size = it.size(self.cas_enabled);
+        self.raw_bytes -= it.raw_len();
         self.len -= 1;
         self.bytes -= size;
         self.freed += size;
@@ -250,6 +262,7 @@ impl Shard {
             self.grow();
         }
         let size = item.size(self.cas_enabled);
+        self.raw_bytes += item.raw_len();
         let idx = if self.free != NIL {
             let idx = self.free;
             let s = &mut self.slots[idx as usize];
@@ -282,8 +295,12 @@ impl Shard {
     /// caller has reserved any growth; a shrink is added to `freed`.
     pub(crate) fn replace(&mut self, idx: u32, item: Item) {
         let new_size = item.size(self.cas_enabled);
+        self.raw_bytes += item.raw_len();
         let old = self.slots[idx as usize].item.replace(item);
-        let old_size = old.map(|o| o.size(self.cas_enabled)).unwrap_or(0);
+        let (old_size, old_raw) = old
+            .map(|o| (o.size(self.cas_enabled), o.raw_len()))
+            .unwrap_or((0, 0));
+        self.raw_bytes -= old_raw;
         self.bytes = self.bytes - old_size + new_size;
         if old_size > new_size {
             self.freed += old_size - new_size;
@@ -375,10 +392,12 @@ impl Shard {
     pub(crate) fn check(&self) -> Result<(), String> {
         let mut live = 0;
         let mut bytes = 0;
+        let mut raw = 0;
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(it) = &s.item {
                 live += 1;
                 bytes += it.size(self.cas_enabled);
+                raw += it.raw_len();
                 if self.find(it.key(), s.hash) != Some(i as u32) {
                     return Err(format!("slot {i} not reachable from its bucket"));
                 }
@@ -386,6 +405,9 @@ impl Shard {
         }
         if live != self.len {
             return Err(format!("len {} but {live} live slots", self.len));
+        }
+        if raw != self.raw_bytes {
+            return Err(format!("raw_bytes {} but items hold {raw}", self.raw_bytes));
         }
         if bytes != self.bytes {
             return Err(format!("bytes {} but items sum to {bytes}", self.bytes));
