@@ -8,6 +8,9 @@
 
 use twincache::storage::{Store, StoreConfig, StoreMode, StoreOutcome};
 
+/// The two measurements run one at a time (RSS is per process).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = s
@@ -21,6 +24,7 @@ fn rss_bytes() -> u64 {
 #[test]
 #[ignore = "measurement; run in release with --ignored --nocapture"]
 fn per_item_overhead_1m_items() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     const N: u64 = 1_000_000;
     let value = [b'v'; 100];
     let rss0 = rss_bytes();
@@ -55,4 +59,65 @@ fn per_item_overhead_1m_items() {
     // for 1M items); the store must not cost more.
     assert!(rss < 200.0, "RSS {rss:.1} B/item");
     assert!(heap < rss + 1.0, "heap {heap:.1} above RSS {rss:.1}");
+}
+
+/// Throughput of mixed get/set from 4 threads, 64 shards against 1 (the
+/// second shows what one global lock would cost).
+#[test]
+#[ignore = "measurement; run in release with --ignored --nocapture"]
+fn mixed_ops_throughput() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    use std::sync::Arc;
+    for shards in [64usize, 1] {
+        let s = Arc::new(Store::with_options(
+            StoreConfig {
+                memory_limit: 1 << 30,
+                ..Default::default()
+            },
+            twincache::storage::StoreOptions {
+                shards,
+                ..Default::default()
+            },
+        ));
+        for i in 0..100_000u32 {
+            s.store(
+                StoreMode::Set,
+                format!("key:{i:07}").as_bytes(),
+                0,
+                0,
+                &[b'v'; 100],
+                1000,
+            );
+        }
+        let t0 = std::time::Instant::now();
+        let per_thread = 1_000_000u64;
+        let hs: Vec<_> = (0..4u64)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let mut x = (t + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    let mut hits = 0u64;
+                    for _ in 0..per_thread {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let key = format!("key:{:07}", x % 100_000);
+                        if x % 10 == 0 {
+                            s.store(StoreMode::Set, key.as_bytes(), 0, 0, &[b'w'; 100], 1000);
+                        } else if s.get(key.as_bytes(), 1000, |it| it.value.len()).is_ok() {
+                            hits += 1;
+                        }
+                    }
+                    hits
+                })
+            })
+            .collect();
+        let hits: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "{shards} shard(s), 4 threads: {:.2} M ops/s ({hits} hits)",
+            4.0 * per_thread as f64 / secs / 1e6
+        );
+        assert!(hits > 3_000_000);
+    }
 }
