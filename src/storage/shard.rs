@@ -336,9 +336,10 @@ impl Shard {
             let it = self.item(idx);
             let bits = it.bits();
             let fetched = bits & FETCHED != 0;
-            if let Some(miss) = v.check(it) {
+            if v.check(it).is_some() {
+                // memcached counts flushed items met at the tail here too.
                 self.counters.reclaimed += 1;
-                if !fetched && miss == Miss::Expired {
+                if !fetched {
                     self.counters.expired_unfetched += 1;
                 }
             } else if bits & ACTIVE != 0 && spared < self.len {

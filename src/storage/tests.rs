@@ -513,6 +513,22 @@ fn eviction_prefers_dead_items_and_counts_reclaimed() {
         (1, 1, 0)
     );
     assert!(val(&s, b"k2", NOW + 2).is_ok());
+    // flushed items met at the tail are reclaimed too; k3 was never
+    // fetched, k2 was
+    s.flush_all(0, NOW + 2);
+    s.store(StoreMode::Set, b"k4", 0, 0, b"v", NOW + 2);
+    s.store(StoreMode::Set, b"k5", 0, 0, b"v", NOW + 2);
+    let st = s.stats();
+    assert_eq!(
+        (st.reclaimed, st.expired_unfetched, st.evictions),
+        (3, 2, 0)
+    );
+    assert_eq!(st.curr_items, 2);
+    // and live ones are evicted, counted as never fetched
+    s.store(StoreMode::Set, b"k6", 0, 0, b"v", NOW + 2);
+    let st = s.stats();
+    assert_eq!((st.evictions, st.evicted_unfetched), (1, 1));
+    assert_eq!(val(&s, b"k4", NOW + 2), Err(Miss::NotFound));
 }
 
 #[test]
