@@ -33,13 +33,21 @@ fn per_item_overhead_1m_items() {
         ..Default::default()
     });
     let mut key = Vec::with_capacity(16);
+    let mut worst = std::time::Duration::ZERO;
     for i in 0..N {
         key.clear();
         key.extend_from_slice(format!("key:{i:07}").as_bytes());
         assert_eq!(key.len(), 11);
+        let t = std::time::Instant::now();
         let r = s.store(StoreMode::Set, &key, 0, 0, &value, 1000);
+        let d = t.elapsed();
+        if d > std::time::Duration::from_micros(500) {
+            println!("slow store {i}: {d:?}");
+        }
+        worst = worst.max(d);
         assert!(matches!(r, StoreOutcome::Stored { .. }));
     }
+    println!("slowest single store while growing: {worst:?}");
     let heap = s.heap_bytes() as f64 / N as f64;
     let rss = (rss_bytes() - rss0) as f64 / N as f64;
     let st = s.stats();

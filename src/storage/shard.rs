@@ -61,6 +61,10 @@ pub(crate) struct Shard {
     slots: Vec<Slot>,
     free: u32,
     buckets: Vec<u32>,
+    /// While the table doubles: the previous bucket array, whose buckets
+    /// below `migrated` have already moved to `buckets`. Empty otherwise.
+    old: Vec<u32>,
+    migrated: usize,
     head: u32,
     tail: u32,
     len: usize,
@@ -80,6 +84,8 @@ impl Shard {
             slots: Vec::new(),
             free: NIL,
             buckets: vec![NIL; n],
+            old: Vec::new(),
+            migrated: 0,
             head: NIL,
             tail: NIL,
             len: 0,
@@ -109,7 +115,7 @@ impl Shard {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.raw_bytes
             + self.slots.capacity() * std::mem::size_of::<Slot>()
-            + self.buckets.capacity() * std::mem::size_of::<u32>()
+            + (self.buckets.capacity() + self.old.capacity()) * std::mem::size_of::<u32>()
     }
 
     /// Bytes freed since the last call (to give back to the budget).
@@ -117,9 +123,65 @@ impl Shard {
         std::mem::take(&mut self.freed)
     }
 
+    /// Where the chain of hash `h` starts: (in the old array, index).
     #[inline]
-    fn bucket_of(&self, h: u32) -> usize {
-        (h as usize) & (self.buckets.len() - 1)
+    fn bucket_of(&self, h: u32) -> (bool, usize) {
+        if !self.old.is_empty() {
+            let ob = (h as usize) & (self.old.len() - 1);
+            if ob >= self.migrated {
+                return (true, ob);
+            }
+        }
+        (false, (h as usize) & (self.buckets.len() - 1))
+    }
+
+    #[inline]
+    fn chain_head(&self, h: u32) -> u32 {
+        match self.bucket_of(h) {
+            (true, b) => self.old[b],
+            (false, b) => self.buckets[b],
+        }
+    }
+
+    #[inline]
+    fn chain_head_mut(&mut self, h: u32) -> &mut u32 {
+        match self.bucket_of(h) {
+            (true, b) => &mut self.old[b],
+            (false, b) => &mut self.buckets[b],
+        }
+    }
+
+    /// Starts doubling the bucket array; the chains move over a few
+    /// buckets per insert (see `migrate`), so no operation rehashes the
+    /// whole shard.
+    fn start_grow(&mut self) {
+        let n = self.buckets.len() * 2;
+        self.old = std::mem::replace(&mut self.buckets, vec![NIL; n]);
+        self.migrated = 0;
+    }
+
+    /// Moves up to `steps` old buckets' chains into the new array.
+    fn migrate(&mut self, steps: usize) {
+        let mask = self.buckets.len() - 1;
+        for _ in 0..steps {
+            if self.old.is_empty() {
+                return;
+            }
+            let mut i = std::mem::replace(&mut self.old[self.migrated], NIL);
+            while i != NIL {
+                let s = &mut self.slots[i as usize];
+                let next = s.chain;
+                let b = (s.hash as usize) & mask;
+                s.chain = self.buckets[b];
+                self.buckets[b] = i;
+                i = next;
+            }
+            self.migrated += 1;
+            if self.migrated == self.old.len() {
+                self.old = Vec::new();
+                self.migrated = 0;
+            }
+        }
     }
 
     #[inline]
@@ -141,7 +203,7 @@ impl Shard {
     /// The slot holding `key`, live or not.
     #[inline]
     pub(crate) fn find(&self, key: &[u8], h: u32) -> Option<u32> {
-        let mut i = self.buckets[self.bucket_of(h)];
+        let mut i = self.chain_head(h);
         while i != NIL {
             let s = &self.slots[i as usize];
             if s.hash == h {
@@ -222,12 +284,11 @@ impl Shard {
     /// added to `freed`.
     pub(crate) fn unlink(&mut self, idx: u32) -> Item {
         let h = self.slots[idx as usize].hash;
-        let b = self.bucket_of(h);
         let next_in_chain = self.slots[idx as usize].chain;
-        if self.buckets[b] == idx {
-            self.buckets[b] = next_in_chain;
+        if self.chain_head(h) == idx {
+            *self.chain_head_mut(h) = next_in_chain;
         } else {
-            let mut i = self.buckets[b];
+            let mut i = self.chain_head(h);
             while i != NIL {
                 let c = self.slots[i as usize].chain;
                 if c == idx {
@@ -258,9 +319,12 @@ impl Shard {
     /// Links a new item (its key must not be present). The caller has
     /// reserved its size from the budget.
     pub(crate) fn link(&mut self, item: Item, h: u32) -> u32 {
-        if self.len >= self.buckets.len() {
-            self.grow();
+        if self.old.is_empty() && self.len >= self.buckets.len() {
+            self.start_grow();
         }
+        // Two old buckets per insert: the move ends long before the next
+        // doubling is due (that needs as many inserts as old buckets).
+        self.migrate(2);
         let size = item.size(self.cas_enabled);
         self.raw_bytes += item.raw_len();
         let idx = if self.free != NIL {
@@ -281,9 +345,9 @@ impl Shard {
             });
             idx
         };
-        let b = self.bucket_of(h);
-        self.slots[idx as usize].chain = self.buckets[b];
-        self.buckets[b] = idx;
+        let head = self.chain_head(h);
+        self.slots[idx as usize].chain = head;
+        *self.chain_head_mut(h) = idx;
         self.lru_push_head(idx);
         self.len += 1;
         self.bytes += size;
@@ -307,19 +371,6 @@ impl Shard {
         }
         self.counters.total_items += 1;
         self.bump(idx);
-    }
-
-    fn grow(&mut self) {
-        let n = self.buckets.len() * 2;
-        self.buckets = vec![NIL; n];
-        let mask = n - 1;
-        for i in 0..self.slots.len() {
-            if self.slots[i].item.is_some() {
-                let b = (self.slots[i].hash as usize) & mask;
-                self.slots[i].chain = self.buckets[b];
-                self.buckets[b] = i as u32;
-            }
-        }
     }
 
     /// Frees at least `want` bytes from the LRU tail if it can (dead items
@@ -433,7 +484,7 @@ impl Shard {
             return Err(format!("LRU has {n} items, len {}", self.len));
         }
         let mut chained = 0;
-        for &b in &self.buckets {
+        for &b in self.buckets.iter().chain(&self.old) {
             let mut i = b;
             while i != NIL {
                 chained += 1;

@@ -765,3 +765,35 @@ fn concurrent_mixed_ops_keep_invariants() {
     }
     assert!(hits > 10, "only {hits} keys left");
 }
+
+#[test]
+fn table_grows_incrementally_and_stays_consistent() {
+    let s = one_shard(cfg(1 << 30));
+    for i in 0..20_000u32 {
+        let k = format!("key-{i}");
+        set(&s, k.as_bytes(), k.as_bytes());
+        if i % 3 == 0 && i > 0 {
+            let old = format!("key-{}", i - 1);
+            assert_eq!(s.delete(old.as_bytes(), NOW), Ok(()));
+        }
+        if i % 997 == 0 {
+            s.check_invariants().unwrap();
+        }
+        // a migration is in flight most of the time: every key must be
+        // found wherever its chain currently lives
+        if i % 1013 == 0 {
+            for j in (0..=i).step_by(7) {
+                let k = format!("key-{j}");
+                let deleted = j % 3 == 2 && j < i;
+                match val(&s, k.as_bytes(), NOW) {
+                    Ok(v) => assert!(!deleted && v == k.as_bytes(), "{k}"),
+                    Err(m) => assert!(deleted && m == Miss::NotFound, "{k} lost"),
+                }
+            }
+        }
+    }
+    s.check_invariants().unwrap();
+    let st = s.stats();
+    assert_eq!(st.curr_items, 20_000 - 6_666);
+    assert!(st.hash_power_level >= 14);
+}
