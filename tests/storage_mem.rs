@@ -40,11 +40,7 @@ fn per_item_overhead_1m_items() {
         assert_eq!(key.len(), 11);
         let t = std::time::Instant::now();
         let r = s.store(StoreMode::Set, &key, 0, 0, &value, 1000);
-        let d = t.elapsed();
-        if d > std::time::Duration::from_micros(500) {
-            println!("slow store {i}: {d:?}");
-        }
-        worst = worst.max(d);
+        worst = worst.max(t.elapsed());
         assert!(matches!(r, StoreOutcome::Stored { .. }));
     }
     println!("slowest single store while growing: {worst:?}");

@@ -6,6 +6,30 @@
 //!
 //! The API here is the one the slab/LRU implementation keeps: byte keys,
 //! outcomes as enums, a CAS unique per item.
+//!
+//! Shape:
+//! - The key hash ([`KeyHasher`], seeded once per process) picks one of S
+//!   shards (a power of two, 64 by default). Each `Shard` (shard.rs) is a
+//!   single-owner structure (`&mut self` methods) behind its own mutex,
+//!   held only for one operation. No code path holds two shard locks.
+//! - An item is one heap allocation: a 22-byte header, the key, the value
+//!   (item.rs). A shard indexes its items through a slot arena: a chained
+//!   hash table (doubling incrementally) and an intrusive doubly linked LRU
+//!   list share the slots.
+//! - Memory: every item is charged its memcached size ([`item_size`])
+//!   against one global budget (an atomic). A write reserves its growth
+//!   from the budget while it holds its shard's lock; when the budget is
+//!   short it lets the lock go, evicts from shards' LRU tails one lock at a
+//!   time (round robin) until the bytes are reserved, and tries again.
+//! - Reads mark an item fetched and active (a bit in its header); the
+//!   tail walk gives an active item a second chance at the head.
+//! - Every write takes a store sequence from one atomic counter; it is the
+//!   CAS unique when CAS is enabled. `flush_all` records the sequence
+//!   reached, so items stored after it survive even in the same second.
+//!   Delayed flushes compare the second of the last store.
+//! - Dead items go lazily when met (lookups, the LRU tail) or through
+//!   [`Store::reclaim_expired`], an incremental sweep for a maintenance
+//!   thread.
 
 mod hash;
 mod item;
