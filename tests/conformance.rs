@@ -627,6 +627,9 @@ fn storage_cases() -> Vec<Case> {
         case("value_that_looks_like_commands_is_data")
             .x(set("k", "delete k\r\nflush_all"), "STORED\r\n")
             .x("get k\r\n", hit("k", 0, "delete k\r\nflush_all")),
+        case("utf8_key")
+            .x(store("set", "ключ", "0", "0", b"v"), "STORED\r\n")
+            .x("get ключ\r\n", hit("ключ", 0, "v")),
         case("keys_are_case_sensitive")
             .x(set("Key", "1"), "STORED\r\n")
             .x("get key KEY Key\r\n", hit("Key", 0, "1")),
@@ -921,7 +924,10 @@ fn misc_cases() -> Vec<Case> {
             .x("verbosity 0\r\n", "OK\r\n")
             .silent("verbosity 1 noreply\r\n")
             .x("verbosity\r\n", "ERROR\r\n")
-            .x("verbosity 1 2 3\r\n", "ERROR\r\n"),
+            .x("verbosity 1 2 3\r\n", "ERROR\r\n")
+            .x("verbosity abc\r\n", BAD_FORMAT)
+            .x("verbosity -1\r\n", BAD_FORMAT)
+            .silent("verbosity abc noreply\r\n"),
         case("data_shared_across_connections")
             .x(set("k", "v"), "STORED\r\n")
             .reconnect()
@@ -936,7 +942,22 @@ fn misc_cases() -> Vec<Case> {
         case("cache_memlimit")
             .x("cache_memlimit 100\r\n", "OK\r\n")
             .silent("cache_memlimit 100 noreply\r\n")
-            .x("cache_memlimit\r\n", "ERROR\r\n"),
+            .x("cache_memlimit\r\n", "ERROR\r\n")
+            .x("cache_memlimit abc\r\n", "ERROR\r\n")
+            .x("cache_memlimit -1\r\n", "ERROR\r\n")
+            .x("cache_memlimit 8\r\n", "OK\r\n")
+            .x("cache_memlimit 64\r\n", "OK\r\n"),
+        case("cache_memlimit_below_8m")
+            .x(
+                "cache_memlimit 7\r\n",
+                "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
+            )
+            .x(
+                "cache_memlimit 0\r\n",
+                "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
+            )
+            .silent("cache_memlimit 1 noreply\r\n"),
+        case("flush_all_too_many_tokens").x("flush_all 0 noreply 1\r\n", "ERROR\r\n"),
         case("shutdown_not_enabled").x("shutdown\r\n", "ERROR: shutdown not enabled\r\n"),
         case("unknown_commands")
             .x("bogus\r\n", "ERROR\r\n")
@@ -1331,8 +1352,21 @@ fn raw_stats(c: &mut Client, req: &str) -> String {
     String::from_utf8_lossy(&c.read_until_any(&[b"END\r\n"])).into_owned()
 }
 
-/// Checks the `STAT <name> <value>` / `END` shape; returns (name, value).
+/// Checks the `STAT <name> <value>` / `END` shape of a top-level stats
+/// reply (no `:` in names); returns (name, value).
 fn parse_stats(raw: &str, single_token_values: bool) -> Vec<(String, String)> {
+    let stats = parse_stat_lines(raw, single_token_values);
+    for (name, _) in &stats {
+        assert!(
+            !name.contains(':'),
+            "a top-level stat name must not contain ':' ({name:?})"
+        );
+    }
+    stats
+}
+
+/// Checks the `STAT <name> <value>` / `END` shape; returns (name, value).
+fn parse_stat_lines(raw: &str, single_token_values: bool) -> Vec<(String, String)> {
     assert!(
         raw.ends_with("END\r\n"),
         "stats reply must end with END: {raw:?}"
@@ -1347,10 +1381,6 @@ fn parse_stats(raw: &str, single_token_values: bool) -> Vec<(String, String)> {
         let name = name.unwrap_or_default();
         let value = value.unwrap_or_default();
         assert!(!name.is_empty() && !value.is_empty(), "line {line:?}");
-        assert!(
-            !name.contains(':'),
-            "a top-level stat name must not contain ':' ({line:?})"
-        );
         if single_token_values {
             assert!(!value.contains(' '), "value must be one token: {line:?}");
         }
@@ -1598,6 +1628,45 @@ fn stats_settings_names_in_memcached_order() {
     }
 }
 
+#[test]
+fn stats_conns_shape() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let mine = c.stream.local_addr().expect("local addr").port();
+    let conns = parse_stat_lines(&raw_stats(&mut c, "stats conns\r\n"), true);
+    let mut fds = std::collections::HashMap::<String, Vec<(String, String)>>::new();
+    for (name, value) in &conns {
+        let (fd, field) = name
+            .split_once(':')
+            .unwrap_or_else(|| panic!("stats conns name {name:?} is not <fd>:<field>"));
+        assert!(fd.parse::<u32>().is_ok(), "fd {fd:?} in {name:?}");
+        assert!(
+            ["addr", "listen_addr", "state", "secs_since_last_cmd"].contains(&field),
+            "unexpected stats conns field {name:?}"
+        );
+        fds.entry(fd.to_string())
+            .or_default()
+            .push((field.to_string(), value.clone()));
+    }
+    let field = |entries: &[(String, String)], f: &str| {
+        entries.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone())
+    };
+    let listener = format!("tcp:127.0.0.1:{}", server.port);
+    let ours = format!("tcp:127.0.0.1:{mine}");
+    let listening = fds
+        .values()
+        .find(|e| field(e, "addr").as_deref() == Some(listener.as_str()))
+        .expect("the listener is listed");
+    assert_eq!(field(listening, "state").as_deref(), Some("conn_listening"));
+    let me = fds
+        .values()
+        .find(|e| field(e, "addr").as_deref() == Some(ours.as_str()))
+        .unwrap_or_else(|| panic!("our connection {ours} is not listed: {conns:?}"));
+    assert_eq!(field(me, "listen_addr").as_deref(), Some(listener.as_str()));
+    assert!(field(me, "state").is_some_and(|s| s.starts_with("conn_")));
+    assert!(field(me, "secs_since_last_cmd").is_some_and(|s| s.parse::<u64>().is_ok()));
+}
+
 // ---------------------------------------------------------------------------
 // Deliberate divergences
 // ---------------------------------------------------------------------------
@@ -1669,7 +1738,7 @@ fn twincache_divergences() -> Vec<Case> {
             .x("set k abc 0 1\r\nx\r\n", BAD_FORMAT)
             .x("set k 0 abc 1\r\nx\r\n", BAD_FORMAT)
             .x(
-                format!("set {} 0 0 10\r\nflush_all\r\n\r\n", "k".repeat(251)),
+                format!("set {} 0 0 11\r\nflush_all\r\n\r\n", "k".repeat(251)),
                 BAD_FORMAT,
             )
             .x("get keep\r\n", hit("keep", 0, "v")),
