@@ -958,6 +958,10 @@ fn misc_cases() -> Vec<Case> {
             )
             .silent("cache_memlimit 1 noreply\r\n"),
         case("flush_all_too_many_tokens").x("flush_all 0 noreply 1\r\n", "ERROR\r\n"),
+        case("shutdown_enabled_bad_mode").args(&["-A"]).x(
+            "shutdown junk\r\n",
+            "CLIENT_ERROR invalid shutdown mode\r\n",
+        ),
         case("shutdown_not_enabled").x("shutdown\r\n", "ERROR: shutdown not enabled\r\n"),
         case("unknown_commands")
             .x("bogus\r\n", "ERROR\r\n")
@@ -1626,6 +1630,19 @@ fn stats_settings_names_in_memcached_order() {
     for (name, value) in want {
         assert_eq!(get(name), *value, "stats settings {name}");
     }
+}
+
+#[test]
+fn shutdown_with_dash_a_closes_and_exits() {
+    let mut server = Server::start(&["-A"]);
+    let mut c = server.connect();
+    c.send(b"shutdown\r\n");
+    let (reply, closed) = c.read_for(Duration::from_secs(5));
+    assert!(reply.is_empty() && closed, "reply {}", show(&reply));
+    let exited = common::eventually(Duration::from_secs(5), || {
+        matches!(server.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(exited, "the server is still running after shutdown");
 }
 
 #[test]
