@@ -905,9 +905,9 @@ fn misc_cases() -> Vec<Case> {
         case("flush_all_bad_delay").x("flush_all abc\r\n", BAD_EXPTIME),
         case("flush_all_delayed")
             .x(set("a", "1"), "STORED\r\n")
-            .x("flush_all 2\r\n", "OK\r\n")
+            .x("flush_all 3\r\n", "OK\r\n")
             .x("get a\r\n", hit("a", 0, "1"))
-            .sleep_ms(3100)
+            .sleep_ms(4100)
             .x("get a\r\n", "END\r\n")
             .x(set("a", "2"), "STORED\r\n")
             .x("get a\r\n", hit("a", 0, "2")),
@@ -1048,11 +1048,11 @@ fn noreply_expiry_limit_cases() -> Vec<Case> {
                 cat(&[&value("rel", 0, b"v"), &value("fut", 0, b"v"), b"END\r\n"]),
             ),
         case("expiry_short_ttl")
-            .x(store("set", "a", "0", "1", b"v"), "STORED\r\n")
+            .x(store("set", "a", "0", "2", b"v"), "STORED\r\n")
             .x(store("set", "b", "0", "0", b"v"), "STORED\r\n")
             .x(store("set", "c", "0", "100", b"v"), "STORED\r\n")
-            .x("touch b 1\r\n", "TOUCHED\r\n")
-            .x("gat 1 c\r\n", hit("c", 0, "v"))
+            .x("touch b 2\r\n", "TOUCHED\r\n")
+            .x("gat 2 c\r\n", hit("c", 0, "v"))
             .x(
                 "get a b c\r\n",
                 cat(&[
@@ -1062,14 +1062,14 @@ fn noreply_expiry_limit_cases() -> Vec<Case> {
                     b"END\r\n",
                 ]),
             )
-            .sleep_ms(2600)
+            .sleep_ms(3200)
             .x("get a b c\r\n", "END\r\n")
             .x("touch a 100\r\n", "NOT_FOUND\r\n")
             .x(store("add", "a", "0", "0", b"w"), "STORED\r\n"),
         case("expiry_touch_zero_clears_ttl")
-            .x(store("set", "a", "0", "1", b"v"), "STORED\r\n")
+            .x(store("set", "a", "0", "2", b"v"), "STORED\r\n")
             .x("touch a 0\r\n", "TOUCHED\r\n")
-            .sleep_ms(2600)
+            .sleep_ms(3200)
             .x("get a\r\n", hit("a", 0, "v")),
         case("item_size_limit_exact")
             .x(store("set", "v", "0", "0", &big_ok), "STORED\r\n")
