@@ -1721,6 +1721,15 @@ fn reference_divergences() -> Vec<Case> {
                 "set k 0 0 1\r\nflush_all\r\n",
                 "CLIENT_ERROR bad data chunk\r\nERROR\r\n",
             ),
+        // A get with an over-long key drops the replies of the commands
+        // before it that were parsed from the same read (a memcached 1.6.18
+        // bug: here `touch` and `version` go unanswered).
+        case("ref_long_get_key_drops_earlier_replies_in_batch")
+            .x(set("a", "1"), "STORED\r\n")
+            .x(
+                format!("touch a 0\r\nversion\r\nget {}\r\n", "k".repeat(251)),
+                BAD_FORMAT,
+            ),
         // A line longer than 2048 bytes is processed when its newline came
         // in the same read.
         case("ref_long_line_with_newline_is_processed")
@@ -1759,6 +1768,16 @@ fn twincache_divergences() -> Vec<Case> {
                 BAD_FORMAT,
             )
             .x("get keep\r\n", hit("keep", 0, "v")),
+        // Every pipelined request gets its reply: an over-long key in a get
+        // does not swallow the replies of earlier requests.
+        case("tc_long_get_key_keeps_earlier_replies")
+            .x(set("a", "1"), "STORED\r\n")
+            .prefix(
+                format!("touch a 0\r\nversion\r\nget {}\r\n", "k".repeat(251)),
+                "TOUCHED\r\n",
+            )
+            .prefix("", "VERSION 1.6.")
+            .x("", BAD_FORMAT),
         // Any line over 2048 bytes closes, even when its newline arrived in
         // the same read (memory is bounded by the limit, not by the read).
         case("tc_long_line_with_newline_closes")
