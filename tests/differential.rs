@@ -22,7 +22,20 @@
 //! On a mismatch the stream is replayed in lock step on fresh servers to
 //! name the first differing command: seed, command index, request and both
 //! replies are printed. `TWINCACHE_DIFF_SEED=<n>` replays one seed;
-//! `TWINCACHE_DIFF_STREAMS` / `TWINCACHE_DIFF_COMMANDS` change the sizes.
+//! `TWINCACHE_DIFF_STREAMS` / `TWINCACHE_DIFF_COMMANDS` change the sizes;
+//! `TWINCACHE_DIFF_DUMP=<path>` appends the exact bytes sent to each server
+//! to `<path>.<port>` (to replay a stream by hand).
+//!
+//! memcached 1.6.18 itself is not deterministic in three places, which the
+//! generator therefore avoids (memcached against memcached must report 0
+//! differences, and does over hundreds of streams):
+//! - incr/decr on a value of 2^63 or more looks for a `-` with `strchr`,
+//!   reading past the value into stale slab memory: no `-` is ever stored;
+//! - a get/gets/gat/gats with a key over 250 bytes drops the replies of the
+//!   commands parsed before it from the same read: no such keys in reads;
+//! - an incr/decr result shorter than the value is padded with spaces only
+//!   when nobody else holds a reference to the item: the padding is
+//!   normalised away, and append/prepend never touch the counter keys.
 
 mod common;
 
