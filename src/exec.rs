@@ -395,6 +395,7 @@ fn stats(ctx: &Ctx<'_>, args: &Args<'_>, out: &mut Vec<u8>) {
                 w.reset();
             }
             ctx.shared.conns.reset();
+            ctx.shared.store.reset_counters();
             encode::reply(out, Reply::Reset);
         }
         Some(b"sizes") => {
@@ -404,7 +405,7 @@ fn stats(ctx: &Ctx<'_>, args: &Args<'_>, out: &mut Vec<u8>) {
         Some(b"detail") => match args.get(1) {
             Some(b"on") | Some(b"off") => encode::reply(out, Reply::Ok),
             Some(b"dump") => encode::reply(out, Reply::End),
-            _ => encode::line(out, "CLIENT_ERROR usage: stats detail on|off|dump"),
+            _ => encode::reply(out, Reply::StatsDetailUsage),
         },
         Some(b"extstore") | Some(b"proxy") => encode::reply(out, Reply::End),
         _ => encode::reply(out, Reply::Error),

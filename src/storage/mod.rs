@@ -741,6 +741,15 @@ impl Store {
         removed
     }
 
+    /// Zeroes the counters (`stats reset`): total_items, evictions,
+    /// reclaimed and the *_unfetched counts. Gauges (curr_items, bytes)
+    /// stay.
+    pub fn reset_counters(&self) {
+        for si in 0..self.shards.len() {
+            self.lock(si).counters = shard::Counters::default();
+        }
+    }
+
     pub fn stats(&self) -> StoreStats {
         let mut s = StoreStats {
             limit_maxbytes: self.limit.load(Ordering::Acquire),
