@@ -222,15 +222,40 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
     Flow::Continue
 }
 
-/// Counts a request the parser refused (the counters memcached keeps for
-/// those) and, for a refused `set`, unlinks the old item as memcached does.
-pub fn refused(ctx: &Ctx<'_>, error: ProtocolError, unlink: Option<&[u8]>) {
-    if error == ProtocolError::TooLarge {
-        ctx.stats.cmd_set.incr();
-        ctx.stats.store_too_large.incr();
+/// Answers a request the parser refused: writes memcached's reply (unless
+/// the request's `noreply` silences it), keeps the counters memcached keeps
+/// for it and, for a refused `set`, unlinks the old item as memcached does.
+pub fn refused(
+    ctx: &Ctx<'_>,
+    error: ProtocolError,
+    unlink: Option<&[u8]>,
+    silent: bool,
+    out: &mut Vec<u8>,
+) {
+    let config = &ctx.shared.config;
+    match error {
+        // memcached counts a too-large value in store_too_large only; a
+        // bad data chunk was a parsed storage command, so it is a cmd_set.
+        ProtocolError::TooLarge => ctx.stats.store_too_large.incr(),
+        ProtocolError::BadDataChunk => ctx.stats.cmd_set.incr(),
+        // memcached checks -F before it reads the delay.
+        ProtocolError::FlushDelay if !config.flush_enabled => {
+            encode::reply(out, Reply::FlushDisabled);
+            return;
+        }
+        ProtocolError::FlushDelay => ctx.stats.cmd_flush.incr(),
+        // Without -A every shutdown line is refused the same way.
+        ProtocolError::ShutdownMode if !config.shutdown_enabled => {
+            encode::reply(out, Reply::ShutdownDisabled);
+            return;
+        }
+        _ => {}
     }
     if let Some(key) = unlink {
         let _ = ctx.shared.store.delete(key, ctx.now);
+    }
+    if !silent {
+        encode::protocol_error(out, error);
     }
 }
 
