@@ -68,8 +68,13 @@ ck.eq("incr after floor", mc.incr("n", 3), 3)
 ck.eq("value after incr", int(mc.get("n")), 3)
 ck.raises("incr miss -> NotFound", pylibmc.NotFound, lambda: mc.incr("nonum", 1))
 ck.raises("decr miss -> NotFound", pylibmc.NotFound, lambda: mc.decr("nonum", 1))
-mc.set("top", b"18446744073709551615")
-ck.eq("incr wraps at 2^64", mc.incr("top", 2), 1)
+# memcached 1.6.18 sometimes calls a value of 2^63 or more non-numeric (it
+# appears to look past the value for a minus sign, so the bytes after it in
+# memory decide); a long key puts the item in a size class nothing used
+# before (fresh, zeroed memory).
+wrap_key = "w" * 200
+mc.set(wrap_key, b"18446744073709551615")
+ck.eq("incr wraps at 2^64", mc.incr(wrap_key, 2), 1)
 mc.set("txt", b"abc")
 ck.raises("incr non-numeric -> error", pylibmc.Error, lambda: mc.incr("txt", 1))
 ck.eq("connection usable after CLIENT_ERROR", mc.get("k2"), b"v2")

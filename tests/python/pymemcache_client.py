@@ -99,13 +99,18 @@ ck.eq("value after decr parses as 0", int(quiet.get(b"n")), 0)
 ck.eq("incr after floor", quiet.incr(b"n", 7), 7)
 ck.eq("incr miss", quiet.incr(b"nonum", 1), None)
 ck.eq("decr miss", quiet.decr(b"nonum", 1), None)
-quiet.set(b"big64", b"18446744073709551615")
-ck.eq("incr wraps at 2^64", quiet.incr(b"big64", 1), 0)
+# memcached 1.6.18 sometimes calls a value of 2^63 or more non-numeric (it
+# appears to look past the value for a minus sign, so the bytes after it in
+# memory decide); a long key puts the item in a size class nothing used
+# before (fresh, zeroed memory).
+wrap_key = b"w" * 200
+quiet.set(wrap_key, b"18446744073709551615")
+ck.eq("incr wraps at 2^64", quiet.incr(wrap_key, 1), 0)
 quiet.set(b"txt", b"abc")
 ck.raises("incr non-numeric", MemcacheClientError, lambda: quiet.incr(b"txt", 1))
 ck.eq("connection usable after CLIENT_ERROR", quiet.get(b"k2"), b"v2")
 ck.eq("incr noreply returns None", mc.incr(b"n", 1, noreply=True), None)
-ck.eq("incr noreply applied", int(quiet.get(b"n")), 8)
+ck.eq("incr noreply applied (same connection)", int(mc.get(b"n")), 8)
 
 # --- add / replace / append / prepend ----------------------------------------
 ck.eq("add new", quiet.add(b"a1", b"x"), True)
