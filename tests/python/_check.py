@@ -34,7 +34,7 @@ class Checker:
         self.count += 1
         try:
             got = fn()
-        except exc_types as e:  # noqa: PERF203
+        except exc_types as e:
             return e
         msg = f"{what}: expected {exc_types}, call returned {got!r:.200}"
         self.failures.append(msg)
