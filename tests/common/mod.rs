@@ -3,6 +3,8 @@
 //! PID.
 #![allow(dead_code)]
 
+pub mod tools;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
