@@ -181,8 +181,9 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
         }
         Command::FlushAll { delay, noreply } => {
             if !ctx.shared.config.flush_enabled {
-                // memcached answers even with noreply here.
-                encode::reply(out, Reply::FlushDisabled);
+                if !noreply {
+                    encode::reply(out, Reply::FlushDisabled);
+                }
                 return Flow::Continue;
             }
             ctx.stats.cmd_flush.incr();
@@ -240,7 +241,9 @@ pub fn refused(
         ProtocolError::BadDataChunk => ctx.stats.cmd_set.incr(),
         // memcached checks -F before it reads the delay.
         ProtocolError::FlushDelay if !config.flush_enabled => {
-            encode::reply(out, Reply::FlushDisabled);
+            if !silent {
+                encode::reply(out, Reply::FlushDisabled);
+            }
             return;
         }
         ProtocolError::FlushDelay => ctx.stats.cmd_flush.incr(),
