@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(absolute_expiry(0, now), 0);
         assert_eq!(absolute_expiry(-1, now), 1);
         assert_eq!(absolute_expiry(10, now), now + 10);
-        assert_eq!(absolute_expiry(REALTIME_MAXDELTA, now), now + REALTIME_MAXDELTA as u32);
+        assert_eq!(
+            absolute_expiry(REALTIME_MAXDELTA, now),
+            now + REALTIME_MAXDELTA as u32
+        );
         // just over 30 days is an absolute time in 1970: already expired
         assert_eq!(absolute_expiry(REALTIME_MAXDELTA + 1, now), 1);
         assert_eq!(absolute_expiry(now as i64 + 5, now), now + 5);

@@ -147,7 +147,10 @@ impl Config {
             ),
             ("verbosity", self.verbosity.to_string()),
             ("oldest", "0".into()),
-            ("evictions", if self.evictions { "on" } else { "off" }.into()),
+            (
+                "evictions",
+                if self.evictions { "on" } else { "off" }.into(),
+            ),
             (
                 "domain_socket",
                 self.unix_socket

@@ -95,7 +95,9 @@ pub enum Flow {
     /// `quit`: close without a reply.
     Close,
     /// `shutdown` (with `-A`): stop the server.
-    Shutdown { graceful: bool },
+    Shutdown {
+        graceful: bool,
+    },
 }
 
 /// Runs one request and appends its reply (if any) to `out`.
@@ -119,7 +121,9 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
             data,
             cas_unique,
             noreply,
-        } => store(ctx, verb, key, flags, exptime, data, cas_unique, noreply, out),
+        } => store(
+            ctx, verb, key, flags, exptime, data, cas_unique, noreply, out,
+        ),
         Command::Delete { key, noreply } => {
             let r = match ctx.shared.store.delete(key, ctx.now) {
                 Ok(()) => {
@@ -196,7 +200,9 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
                 return Flow::Shutdown { graceful };
             }
         }
-        Command::CacheMemlimit { megabytes, noreply } => cache_memlimit(ctx, megabytes, noreply, out),
+        Command::CacheMemlimit { megabytes, noreply } => {
+            cache_memlimit(ctx, megabytes, noreply, out)
+        }
         Command::Stats { args } => stats(ctx, &args, out),
         Command::Admin { .. } => encode::reply(out, Reply::Error),
     }
@@ -272,10 +278,7 @@ fn store(
         StoreVerb::Cas => StoreMode::Cas(cas_unique),
     };
     let exp = absolute_expiry(exptime, ctx.now);
-    let outcome = ctx
-        .shared
-        .store
-        .store(mode, key, flags, exp, data, ctx.now);
+    let outcome = ctx.shared.store.store(mode, key, flags, exp, data, ctx.now);
     let reply = match outcome {
         StoreOutcome::Stored { .. } => {
             if verb == StoreVerb::Cas {
@@ -345,11 +348,17 @@ fn arith(ctx: &Ctx<'_>, key: &[u8], delta: u64, incr: bool, noreply: bool, out: 
 
 fn cache_memlimit(ctx: &Ctx<'_>, megabytes: u64, noreply: bool, out: &mut Vec<u8>) {
     if megabytes < 8 {
-        encode::line(out, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m");
+        encode::line(
+            out,
+            "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
+        );
         return;
     }
     if megabytes > 1_000_000_000 {
-        encode::line(out, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes");
+        encode::line(
+            out,
+            "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
+        );
         return;
     }
     let bytes = megabytes * 1024 * 1024;
@@ -410,7 +419,11 @@ fn general_stats(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     st(out, "time", ctx.now as u64);
     encode::stat(out, "version", crate::MEMCACHED_VERSION);
     encode::stat(out, "libevent", "mio");
-    st(out, "pointer_size", (std::mem::size_of::<usize>() * 8) as u64);
+    st(
+        out,
+        "pointer_size",
+        (std::mem::size_of::<usize>() * 8) as u64,
+    );
     encode::stat(out, "rusage_user", ru_user);
     encode::stat(out, "rusage_system", ru_sys);
     st(out, "max_connections", sh.config.max_connections as u64);
@@ -444,8 +457,16 @@ fn general_stats(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     st(out, "auth_errors", t.auth_errors);
     st(out, "bytes_read", t.bytes_read);
     st(out, "bytes_written", t.bytes_written);
-    st(out, "limit_maxbytes", sh.memory_limit.load(Ordering::Relaxed));
-    st(out, "accepting_conns", sh.accepting.load(Ordering::Relaxed) as u64);
+    st(
+        out,
+        "limit_maxbytes",
+        sh.memory_limit.load(Ordering::Relaxed),
+    );
+    st(
+        out,
+        "accepting_conns",
+        sh.accepting.load(Ordering::Relaxed) as u64,
+    );
     st(out, "listen_disabled_num", ld(&c.listen_disabled_num));
     st(out, "threads", sh.workers.len() as u64);
     st(out, "conn_yields", t.conn_yields);

@@ -69,8 +69,10 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Single writer: a load and a store avoid a locked instruction.
-        self.0
-            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
     #[inline]
     pub fn incr(&self) {

@@ -17,7 +17,9 @@ pub enum StoreVerb {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keys<'a> {
     /// The raw key list as received (single spaces or runs of spaces
-    /// between keys; never empty; already validated by the parser).
+    /// between keys; already validated by the parser). Empty only for
+    /// `gat <exptime>` / `gats <exptime>` without keys, which memcached
+    /// answers with a bare `END`.
     raw: &'a [u8],
 }
 
@@ -94,7 +96,10 @@ impl<'a> Args<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
     /// `get` / `gets` (with_cas).
-    Get { keys: Keys<'a>, with_cas: bool },
+    Get {
+        keys: Keys<'a>,
+        with_cas: bool,
+    },
     /// `gat` / `gats` (with_cas).
     Gat {
         exptime: i64,

@@ -1,5 +1,6 @@
 //! The only place reply text is produced.
 
+use super::command::{Command, StoreVerb};
 use super::error::ProtocolError;
 
 /// Fixed one-line replies.
@@ -41,7 +42,9 @@ impl Reply {
             Reply::Reset => b"RESET\r\n",
             Reply::Error => b"ERROR\r\n",
             Reply::OutOfMemoryStoring => b"SERVER_ERROR out of memory storing object\r\n",
-            Reply::NonNumeric => b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            Reply::NonNumeric => {
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+            }
             Reply::FlushDisabled => b"CLIENT_ERROR flush_all not allowed\r\n",
             Reply::ShutdownDisabled => b"ERROR: shutdown not enabled\r\n",
             Reply::BadCommandLine => b"CLIENT_ERROR bad command line format\r\n",
@@ -140,6 +143,148 @@ pub fn error_line(out: &mut Vec<u8>, kind: &str, msg: &str) {
 /// A raw line (admin replies that have no fixed form), with `\r\n`.
 pub fn line(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the decimal digits of `n`, with a `-` when negative.
+pub fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+/// The canonical wire form of a request (what a client would send), data
+/// block included. `parse` reads it back as the same command; used by
+/// tests and tools.
+pub fn request(out: &mut Vec<u8>, cmd: &Command<'_>) {
+    fn noreply(out: &mut Vec<u8>, on: bool) {
+        if on {
+            out.extend_from_slice(b" noreply");
+        }
+    }
+    match *cmd {
+        Command::Get { keys, with_cas } => {
+            out.extend_from_slice(if with_cas { b"gets " } else { b"get " });
+            out.extend_from_slice(keys.raw());
+        }
+        Command::Gat {
+            exptime,
+            keys,
+            with_cas,
+        } => {
+            out.extend_from_slice(if with_cas { b"gats " } else { b"gat " });
+            push_i64(out, exptime);
+            if !keys.raw().is_empty() {
+                out.push(b' ');
+                out.extend_from_slice(keys.raw());
+            }
+        }
+        Command::Store {
+            verb,
+            key,
+            flags,
+            exptime,
+            data,
+            cas_unique,
+            noreply: nr,
+        } => {
+            out.extend_from_slice(match verb {
+                StoreVerb::Set => b"set ".as_slice(),
+                StoreVerb::Add => b"add ",
+                StoreVerb::Replace => b"replace ",
+                StoreVerb::Append => b"append ",
+                StoreVerb::Prepend => b"prepend ",
+                StoreVerb::Cas => b"cas ",
+            });
+            out.extend_from_slice(key);
+            out.push(b' ');
+            push_u64(out, u64::from(flags));
+            out.push(b' ');
+            push_i64(out, exptime);
+            out.push(b' ');
+            push_u64(out, data.len() as u64);
+            if verb == StoreVerb::Cas {
+                out.push(b' ');
+                push_u64(out, cas_unique);
+            }
+            noreply(out, nr);
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(data);
+        }
+        Command::Delete { key, noreply: nr } => {
+            out.extend_from_slice(b"delete ");
+            out.extend_from_slice(key);
+            noreply(out, nr);
+        }
+        Command::Arith {
+            key,
+            delta,
+            incr,
+            noreply: nr,
+        } => {
+            out.extend_from_slice(if incr { b"incr " } else { b"decr " });
+            out.extend_from_slice(key);
+            out.push(b' ');
+            push_u64(out, delta);
+            noreply(out, nr);
+        }
+        Command::Touch {
+            key,
+            exptime,
+            noreply: nr,
+        } => {
+            out.extend_from_slice(b"touch ");
+            out.extend_from_slice(key);
+            out.push(b' ');
+            push_i64(out, exptime);
+            noreply(out, nr);
+        }
+        Command::FlushAll { delay, noreply: nr } => {
+            out.extend_from_slice(b"flush_all");
+            if delay != 0 {
+                out.push(b' ');
+                push_i64(out, delay);
+            }
+            noreply(out, nr);
+        }
+        Command::Version => out.extend_from_slice(b"version"),
+        Command::Verbosity { level, noreply: nr } => {
+            out.extend_from_slice(b"verbosity ");
+            push_u64(out, u64::from(level));
+            noreply(out, nr);
+        }
+        Command::Quit => out.extend_from_slice(b"quit"),
+        Command::Shutdown { graceful } => {
+            out.extend_from_slice(if graceful {
+                b"shutdown graceful".as_slice()
+            } else {
+                b"shutdown"
+            });
+        }
+        Command::CacheMemlimit {
+            megabytes,
+            noreply: nr,
+        } => {
+            out.extend_from_slice(b"cache_memlimit ");
+            push_u64(out, megabytes);
+            noreply(out, nr);
+        }
+        Command::Stats { args } => {
+            out.extend_from_slice(b"stats");
+            for a in args.as_slice() {
+                out.push(b' ');
+                out.extend_from_slice(a);
+            }
+        }
+        Command::Admin { verb, args } => {
+            out.extend_from_slice(verb);
+            for a in args.as_slice() {
+                out.push(b' ');
+                out.extend_from_slice(a);
+            }
+        }
+    }
     out.extend_from_slice(b"\r\n");
 }
 

@@ -32,6 +32,11 @@ pub enum ProtocolError {
     InvalidDelta,
     /// `CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]`
     DeleteUsage,
+    /// `CLIENT_ERROR invalid shutdown mode`: `shutdown <junk>`. memcached
+    /// sends it only when `-A` is on; without `-A` every `shutdown` line
+    /// gets `ERROR: shutdown not enabled`, so the caller must send that
+    /// instead when shutdown is disabled.
+    ShutdownMode,
     /// A line over the limit without a newline: close, no reply.
     LineTooLong,
     /// An HTTP request line or similar: close without a reply.
@@ -49,9 +54,10 @@ impl ProtocolError {
             ProtocolError::TooLarge => Some("SERVER_ERROR object too large for cache"),
             ProtocolError::InvalidExptime => Some("CLIENT_ERROR invalid exptime argument"),
             ProtocolError::InvalidDelta => Some("CLIENT_ERROR invalid numeric delta argument"),
-            ProtocolError::DeleteUsage => Some(
-                "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
-            ),
+            ProtocolError::DeleteUsage => {
+                Some("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")
+            }
+            ProtocolError::ShutdownMode => Some("CLIENT_ERROR invalid shutdown mode"),
             ProtocolError::LineTooLong | ProtocolError::Hangup => None,
         }
     }

@@ -61,7 +61,9 @@ pub enum StoreMode {
 /// Outcome of a store request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
-    Stored { cas: u64 },
+    Stored {
+        cas: u64,
+    },
     NotStored,
     /// `cas` with a different unique.
     Exists,
@@ -165,7 +167,12 @@ impl Store {
     }
 
     /// Looks `key` up; on a hit calls `f` with the item.
-    pub fn get<R>(&self, key: &[u8], now: u32, f: impl FnOnce(ItemView<'_>) -> R) -> Result<R, Miss> {
+    pub fn get<R>(
+        &self,
+        key: &[u8],
+        now: u32,
+        f: impl FnOnce(ItemView<'_>) -> R,
+    ) -> Result<R, Miss> {
         let mut g = self.lock();
         let inner = &mut *g;
         match live(inner, key, now) {
@@ -421,7 +428,10 @@ fn insert(
 /// memcached reads a counter with strtoull: leading digits, then only
 /// spaces (the padding decr leaves) are allowed.
 pub fn parse_counter(value: &[u8]) -> Option<u64> {
-    let digits_end = value.iter().position(|b| !b.is_ascii_digit()).unwrap_or(value.len());
+    let digits_end = value
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(value.len());
     if digits_end == 0 || value[digits_end..].iter().any(|&b| b != b' ') {
         return None;
     }
