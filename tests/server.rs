@@ -67,8 +67,20 @@ impl InProc {
 
     fn shutdown(&mut self) -> std::io::Result<Exit> {
         if let (true, Some(addr)) = (self.handle.is_some(), self.addr) {
-            if let Ok(mut s) = TcpStream::connect(addr) {
+            // At the -c limit the request is refused until the server has
+            // seen the test's own clients close: retry.
+            for _ in 0..200 {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    break;
+                };
                 let _ = s.write_all(b"shutdown\r\n");
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reply = Vec::new();
+                let _ = s.read_to_end(&mut reply);
+                if reply.is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
         }
         self.join(Duration::from_secs(10))
@@ -447,4 +459,46 @@ fn connection_counters() {
     assert_eq!(stat(&mut c, "total_connections"), total0 + 1);
     assert!(stat(&mut c, "connection_structures") >= 3);
     let _ = &srv.shared;
+}
+
+/// A stop (here `shutdown` from another client; SIGTERM takes the same
+/// path) while a client is pipelining: the requests already read are
+/// answered, their replies arrive whole, then a clean EOF (no reset).
+#[test]
+fn stop_flushes_replies_of_requests_already_read() {
+    let mut srv = InProc::start(|c| c.threads = 1);
+    let mut a = srv.client();
+    assert_eq!(
+        a.call_line(&[b"set k 0 0 100\r\n".as_slice(), &[b'x'; 100], b"\r\n"].concat()),
+        "STORED\r\n"
+    );
+    let flood = b"get k\r\n".repeat(300_000);
+    let mut aw = a.stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = aw.write_all(&flood);
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    let mut b = srv.client();
+    b.send(b"shutdown\r\n");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match a.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read failed after {} bytes: {e}", got.len()),
+        }
+    }
+    // "VALUE k 0 100\r\n" (15) + 100 + "\r\n" + "END\r\n" (5)
+    let replies = got.len() / 122;
+    assert!(replies > 0);
+    assert_eq!(got.len() % 122, 0, "a reply was cut short");
+    assert!(got.ends_with(b"END\r\n"));
+    writer.join().unwrap();
+    drop(a);
+    // Our EOF lets the worker finish before its drain deadline.
+    let r = srv
+        .join(Duration::from_secs(2))
+        .expect("serve did not return");
+    assert_eq!(r.unwrap(), Exit::Normal);
 }

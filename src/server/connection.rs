@@ -144,6 +144,10 @@ pub(crate) struct Connection {
     eof: bool,
     /// Close once the queued replies are flushed.
     closing: bool,
+    /// FIN sent (server stopping).
+    write_shut: bool,
+    /// Input arrived after the FIN.
+    lingered: bool,
     /// In the worker's queue of yielded connections.
     pub(crate) queued: bool,
 }
@@ -163,6 +167,8 @@ impl Connection {
             readable: true,
             eof: false,
             closing: false,
+            write_shut: false,
+            lingered: false,
             queued: false,
         }
     }
@@ -218,8 +224,13 @@ impl Connection {
                         if self.flush(env).is_err() {
                             return Outcome::Close;
                         }
-                        if (self.eof || env.draining) && self.pending_out() == 0 {
-                            return Outcome::Close;
+                        if self.pending_out() == 0 {
+                            if self.eof {
+                                return Outcome::Close;
+                            }
+                            if env.draining {
+                                return self.linger(env, pools);
+                            }
                         }
                         self.finish_wake(env, served, pools);
                         return Outcome::Idle;
@@ -366,6 +377,39 @@ impl Connection {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The server is stopping and every reply is written: send FIN, then
+    /// read and drop whatever the client still sends. Closing with unread
+    /// input would make the kernel answer with a reset and drop replies
+    /// not yet delivered, so a client that keeps sending is waited for
+    /// until its EOF (or the worker's drain deadline); a quiet one is
+    /// closed at once.
+    fn linger(&mut self, env: &Env<'_>, pools: &mut Pools) -> Outcome {
+        if !self.write_shut {
+            self.write_shut = true;
+            if self.stream.shutdown_write().is_err() {
+                return Outcome::Close;
+            }
+        }
+        self.rstart = 0;
+        self.rend = 0;
+        loop {
+            match self.read(env, pools) {
+                Ok(Got::Data) => {
+                    self.rstart = 0;
+                    self.rend = 0;
+                    self.lingered = true;
+                }
+                Ok(Got::Nothing) if !self.lingered => return Outcome::Close,
+                Ok(Got::Nothing) => {
+                    self.info.set_state(State::Closing);
+                    self.release(pools);
+                    return Outcome::Idle;
+                }
+                Ok(Got::Eof) | Err(_) => return Outcome::Close,
             }
         }
     }
