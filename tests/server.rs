@@ -502,3 +502,80 @@ fn stop_flushes_replies_of_requests_already_read() {
         .expect("serve did not return");
     assert_eq!(r.unwrap(), Exit::Normal);
 }
+
+/// Log lines captured from every thread of this test process.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct W(&'static Mutex<Vec<u8>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || W(logs))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logs
+    })
+}
+
+/// `-vv`: each request line and its reply, memcached style.
+#[test]
+fn vv_logs_requests_and_replies() {
+    let logs = captured_logs();
+    let srv = InProc::start(|c| c.verbosity = 2);
+    let mut c = srv.client();
+    c.send(b"set vvkey 0 0 3\r\nabc\r\nget vvkey\r\nvvbogus\r\n");
+    assert_eq!(
+        c.read_until_any(&[b"ERROR\r\n"]),
+        b"STORED\r\nVALUE vvkey 0 3\r\nabc\r\nEND\r\nERROR\r\n"
+    );
+    c.send(b"stats conns\r\n");
+    let conns = String::from_utf8(c.read_until_any(&[b"END\r\n"])).unwrap();
+    let me = c.stream.local_addr().unwrap().port();
+    let fd = conns
+        .lines()
+        .find(|l| l.ends_with(&format!(":addr tcp:127.0.0.1:{me}")))
+        .and_then(|l| l.strip_prefix("STAT "))
+        .and_then(|l| l.split(':').next())
+        .unwrap()
+        .to_string();
+    drop(c);
+    let want = [
+        format!("<{fd} new auto-negotiating client connection"),
+        format!("<{fd} set vvkey 0 0 3"),
+        format!(">{fd} STORED"),
+        format!("<{fd} get vvkey"),
+        format!(">{fd} sending key vvkey"),
+        format!(">{fd} END"),
+        format!("<{fd} vvbogus"),
+        format!(">{fd} ERROR"),
+        format!("<{fd} connection closed."),
+    ];
+    let ok = common::eventually(Duration::from_secs(2), || {
+        let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        let mut pos = 0;
+        want.iter().all(|w| match text[pos..].find(w.as_str()) {
+            Some(i) => {
+                pos += i + w.len();
+                true
+            }
+            None => false,
+        })
+    });
+    assert!(
+        ok,
+        "log lines missing or out of order:\n{}",
+        String::from_utf8_lossy(&logs.lock().unwrap())
+    );
+}
