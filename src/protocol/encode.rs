@@ -319,4 +319,120 @@ mod tests {
         );
         assert_eq!(enc(|o| protocol_error(o, ProtocolError::LineTooLong)), b"");
     }
+
+    #[test]
+    fn request_golden_strings() {
+        use crate::protocol::command::Args;
+        use crate::protocol::{Command, Keys, StoreVerb};
+        let req = |c: Command<'_>| enc(|o| request(o, &c));
+        assert_eq!(
+            req(Command::Get {
+                keys: Keys::from_validated(b"a b"),
+                with_cas: true
+            }),
+            b"gets a b\r\n"
+        );
+        assert_eq!(
+            req(Command::Gat {
+                exptime: -5,
+                keys: Keys::from_validated(b""),
+                with_cas: false
+            }),
+            b"gat -5\r\n"
+        );
+        assert_eq!(
+            req(Command::Store {
+                verb: StoreVerb::Cas,
+                key: b"k",
+                flags: 7,
+                exptime: 0,
+                data: b"ab",
+                cas_unique: 9,
+                noreply: true
+            }),
+            b"cas k 7 0 2 9 noreply\r\nab\r\n"
+        );
+        assert_eq!(
+            req(Command::Store {
+                verb: StoreVerb::Prepend,
+                key: b"k",
+                flags: 0,
+                exptime: 1,
+                data: b"",
+                cas_unique: 0,
+                noreply: false
+            }),
+            b"prepend k 0 1 0\r\n\r\n"
+        );
+        assert_eq!(
+            req(Command::Delete {
+                key: b"k",
+                noreply: true
+            }),
+            b"delete k noreply\r\n"
+        );
+        assert_eq!(
+            req(Command::Arith {
+                key: b"k",
+                delta: 3,
+                incr: false,
+                noreply: false
+            }),
+            b"decr k 3\r\n"
+        );
+        assert_eq!(
+            req(Command::Touch {
+                key: b"k",
+                exptime: 10,
+                noreply: false
+            }),
+            b"touch k 10\r\n"
+        );
+        assert_eq!(
+            req(Command::FlushAll {
+                delay: 0,
+                noreply: true
+            }),
+            b"flush_all noreply\r\n"
+        );
+        assert_eq!(
+            req(Command::FlushAll {
+                delay: -1,
+                noreply: false
+            }),
+            b"flush_all -1\r\n"
+        );
+        assert_eq!(req(Command::Version), b"version\r\n");
+        assert_eq!(req(Command::Quit), b"quit\r\n");
+        assert_eq!(
+            req(Command::Shutdown { graceful: true }),
+            b"shutdown graceful\r\n"
+        );
+        assert_eq!(
+            req(Command::Verbosity {
+                level: 2,
+                noreply: true
+            }),
+            b"verbosity 2 noreply\r\n"
+        );
+        assert_eq!(
+            req(Command::CacheMemlimit {
+                megabytes: 64,
+                noreply: false
+            }),
+            b"cache_memlimit 64\r\n"
+        );
+        let mut args = Args::default();
+        args.items[0] = b"slabs";
+        args.len = 1;
+        assert_eq!(req(Command::Stats { args }), b"stats slabs\r\n");
+        assert_eq!(
+            req(Command::Admin {
+                verb: b"lru_crawler",
+                args
+            }),
+            b"lru_crawler slabs\r\n"
+        );
+        assert_eq!(enc(|o| push_i64(o, i64::MIN)), b"-9223372036854775808");
+    }
 }

@@ -283,30 +283,37 @@ fn unknown_or_hangup<'a>(verb: &[u8], line: &[u8], consumed: usize) -> Parsed<'a
                 | b"verbosity"
                 | b"lru"
                 | b"extstore"
+                | b"refresh_certs"
         );
-    if !dispatched {
-        // memcached's tokenizer keeps 23 tokens; the "last" one is the
-        // 23rd when the line has more.
-        let mut last: &[u8] = verb;
-        let mut rest = line;
-        for _ in 0..23 {
-            match next_token(rest) {
-                Some((tok, after)) => {
-                    last = tok;
-                    rest = after;
-                }
-                None => break,
+    // memcached's tokenizer keeps 23 tokens; the "last" one is the 23rd
+    // when the line has more.
+    let mut last: &[u8] = verb;
+    let mut count = 0;
+    let mut rest = line;
+    while count < 23 {
+        match next_token(rest) {
+            Some((tok, after)) => {
+                last = tok;
+                rest = after;
+                count += 1;
             }
+            None => break,
         }
-        if last.starts_with(b"HTTP/") {
-            return Parsed::Invalid {
-                error: ProtocolError::Hangup,
-                consumed,
-                recovery: Recovery::Close,
-                silent: false,
-                unlink: None,
-            };
-        }
+    }
+    if matches!(verb, b"lru" | b"extstore") && count >= 2 {
+        // These admin commands look for `noreply` before refusing their
+        // arguments (observed: `lru x noreply`, `lru noreply` and
+        // `extstore x noreply` answer nothing; `lru` alone answers ERROR).
+        return invalid(ProtocolError::UnknownCommand, consumed, last == b"noreply");
+    }
+    if !dispatched && last.starts_with(b"HTTP/") {
+        return Parsed::Invalid {
+            error: ProtocolError::Hangup,
+            consumed,
+            recovery: Recovery::Close,
+            silent: false,
+            unlink: None,
+        };
     }
     unknown(consumed)
 }
@@ -1290,6 +1297,20 @@ mod tests {
                 false
             )
         );
+        // Observed with `-I 2m`: 2097092 stored, 2097093 too large; with
+        // `-C`: 1048524 stored, 1048525 too large, and with flags 1:
+        // 1048520 stored, 1048521 too large.
+        let two = Limits {
+            item_size_max: 2 * 1024 * 1024,
+            cas_enabled: true,
+        };
+        assert_eq!(two.max_value_len_for(1, 0), 2097092);
+        let no_cas = Limits {
+            item_size_max: 1024 * 1024,
+            cas_enabled: false,
+        };
+        assert_eq!(no_cas.max_value_len_for(1, 0), 1048524);
+        assert_eq!(no_cas.max_value_len_for(1, 1), 1048520);
         // -C makes the header 8 bytes smaller; -I changes the bound.
         let small = Limits {
             item_size_max: 1000,
@@ -1669,18 +1690,76 @@ mod tests {
             b"m HTTP/1.0\r\n",
             b"foo HTTP/ x\r\n",
             b"foo http/1.0\r\n",
-            b"version\x00junk\r\n",
         ] {
             assert_eq!(err(line), ProtocolError::UnknownCommand, "{:?}", line);
         }
         assert_eq!(wire(&ProtocolError::UnknownCommand), "ERROR");
+        // Admin verbs memcached dispatches by name are never a hang-up
+        // (observed: `watch HTTP/1.0`, `extstore HTTP/1.0` -> ERROR;
+        // `refresh_certs HTTP/1.0` -> `Error TLS not enabled`).
+        for line in [
+            &b"watch HTTP/1.0\r\n"[..],
+            b"extstore HTTP/1.0\r\n",
+            b"refresh_certs HTTP/1.0\r\n",
+            b"lru_crawler HTTP/1.0\r\n",
+            b"lru\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{:?}", line);
+        }
+        // Observed: `lru x noreply`, `lru noreply`, `extstore x noreply`
+        // answer nothing; `lru_crawler x noreply`, `slabs x noreply` ERROR.
+        assert_eq!(
+            silent_err(b"lru x noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(
+            silent_err(b"lru noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(
+            silent_err(b"extstore x noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(
+            err(b"lru_crawler x noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+        assert_eq!(err(b"slabs x noreply\r\n"), ProtocolError::UnknownCommand);
+    }
+
+    #[test]
+    fn nul_bytes_are_ordinary_bytes() {
+        // Divergence: memcached ends the C string at a NUL, so it answers
+        // `version\0junk` with VERSION, `get a\0b` as `get a`, treats
+        // `set k\0z 0 0 1` as `set k` (ERROR) and would delete `a` for
+        // `delete a\0b`. Here a NUL is an ordinary (control) byte: the
+        // verb is unknown, or the key is refused.
+        assert_eq!(err(b"version\0junk\r\n"), ProtocolError::UnknownCommand);
+        assert_eq!(err(b"delete a\0b\r\n"), ProtocolError::BadCommandLine);
+        assert_eq!(
+            bad(b"set k\0z 0 0 1\r\n"),
+            (
+                ProtocolError::BadCommandLine,
+                15,
+                Recovery::Swallow(3),
+                false
+            )
+        );
+        // Inside a data block a NUL is data.
+        assert!(matches!(
+            ok(b"set k 0 0 1\r\n\0\r\n"),
+            Command::Store { .. }
+        ));
     }
 
     #[test]
     fn http_request_lines_hang_up() {
-        // Observed: each closes the connection without a reply.
+        // Observed: each closes the connection without a reply (also
+        // `misbehave HTTP/1.0` and `mcp HTTP/1.0`: not built in).
         for line in [
-            &b"GET / HTTP/1.0\r\n"[..],
+            &b"misbehave HTTP/1.0\r\n"[..],
+            b"mcp HTTP/1.0\r\n",
+            b"GET / HTTP/1.0\r\n",
             b"GET / HTTP/1.1\r\n",
             b"zz HTTP/1.0\r\n",
             b"HTTP/1.0\r\n",
