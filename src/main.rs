@@ -1,22 +1,133 @@
-//! The twincache binary: flags, logging, run, exit codes.
+//! The twincache binary: flags, logging, process set-up, run, exit codes.
 
+use std::io::{IsTerminal, Write};
+use std::process::exit;
 use std::sync::Arc;
 
+use twincache::config::{Config, ConfigError, EX_OSERR};
+use twincache::process::{self, Fatal};
+
 fn main() {
-    let config = twincache::config::Config::default();
-    let shared = Arc::new(twincache::exec::Shared::new(config));
-    let listeners = match twincache::server::bind(&shared) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("failed to listen: {e}");
-            std::process::exit(71);
-        }
+    let mut config = match Config::from_args(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(e) => exit(report_config_error(&e)),
     };
-    match twincache::server::serve(shared, listeners) {
-        Ok(_) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("server error: {e}");
-            std::process::exit(71);
+    init_logging(config.verbosity);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    match run(&mut config) {
+        Ok(()) => exit(0),
+        Err(f) => {
+            eprintln!("{}", f.message);
+            exit(f.code)
         }
+    }
+}
+
+/// Prints a parse outcome where memcached prints it; returns the exit code.
+fn report_config_error(e: &ConfigError) -> i32 {
+    if e.to_stdout() {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", e.message());
+        let _ = out.flush();
+    } else {
+        eprintln!("{}", e.message());
+    }
+    e.exit_code()
+}
+
+/// Log lines go to stderr: warnings and errors by default, `-v` info, `-vv`
+/// debug, `-vvv` trace. Under journald (JOURNAL_STREAM set) no timestamps:
+/// the journal adds its own. RUST_LOG, when set, overrides the level.
+fn init_logging(verbosity: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbosity {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("logging could not be set up: {e}");
+    }
+}
+
+/// memcached's start-up order, then the server.
+fn run(config: &mut Config) -> Result<(), Fatal> {
+    // Root needs -u, and the user must exist.
+    let identity = process::check_user(config)?;
+    if let Some(id) = &identity {
+        if id.uid.is_root() {
+            tracing::warn!(
+                "running as root (-u {}): consider an unprivileged user",
+                id.name
+            );
+        }
+    }
+
+    // The pidfile is written after -d may have changed directory to /.
+    if let Some(p) = config.pidfile.take() {
+        config.pidfile = Some(process::absolute(&p));
+    }
+    if config.daemonize {
+        process::daemonize(config)?;
+    }
+
+    let limit = process::raise_nofile(config)?;
+    tracing::debug!("open files limit: {limit}");
+    if config.enable_coredumps {
+        process::raise_core_limit()?;
+    }
+    if config.lock_memory {
+        if let Err(w) = process::lock_memory() {
+            tracing::warn!("{w}");
+        }
+    }
+
+    let shared = Arc::new(twincache::exec::Shared::new(config.clone()));
+    // Listeners are bound while still root (ports below 1024).
+    let listeners = twincache::server::bind(&shared)
+        .map_err(|e| Fatal::new(EX_OSERR, format!("failed to listen: {e}")))?;
+
+    if let Some(id) = &identity {
+        process::drop_privileges(id)?;
+        if config.enable_coredumps {
+            // setuid() clears the dumpable flag; -r wants core files.
+            if let Err(e) = nix::sys::prctl::set_dumpable(true) {
+                tracing::warn!("-r: could not keep core dumps enabled after setuid: {e}");
+            }
+        }
+    }
+
+    if let Some(p) = &config.pidfile {
+        if let Err(e) = process::write_pidfile(p) {
+            tracing::error!("could not write pid file {}: {e}", p.display());
+        }
+    }
+
+    let outcome = twincache::server::serve(shared, listeners);
+    if config.daemonize {
+        if let Some(p) = &config.pidfile {
+            process::remove_pidfile(p);
+        }
+    }
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Fatal::new(EX_OSERR, format!("server error: {e}"))),
     }
 }

@@ -112,8 +112,8 @@ pub fn cpu_times() -> ((i64, i64), (i64, i64)) {
         Ok(ru) => {
             let (u, s) = (ru.user_time(), ru.system_time());
             (
-                (u.tv_sec(), u.tv_usec() as i64),
-                (s.tv_sec(), s.tv_usec() as i64),
+                (u.tv_sec(), u.tv_usec()),
+                (s.tv_sec(), s.tv_usec()),
             )
         }
         Err(_) => ((0, 0), (0, 0)),
