@@ -4,8 +4,9 @@
 //! it borrows a read buffer and a write buffer from its worker's [`Pools`]
 //! and gives them back once everything read is processed and everything
 //! written is flushed. The read buffer grows only while one request does
-//! not fit (a value up to `-I` plus its line), and a grown buffer is
-//! dropped afterwards instead of being pooled. The write buffer is bounded
+//! not fit (a value up to `-I` plus its line); a grown buffer goes back to
+//! a small per-worker pool of large buffers (bounded in bytes) as soon as
+//! the large request is done, never staying with an idle connection. The write buffer is bounded
 //! by backpressure: above [`OUT_HIGH`] the connection neither parses nor
 //! reads until the client has taken the replies.
 //!
@@ -41,15 +42,20 @@ const YIELD_FLUSH: usize = 64 * 1024;
 /// Per-worker free lists of buffers.
 pub(crate) struct Pools {
     rbufs: Vec<Vec<u8>>,
+    /// Read buffers grown for a large request, kept for the next one.
+    big_rbufs: Vec<Vec<u8>>,
     wbufs: Vec<Vec<u8>>,
 }
 
 const POOL_KEEP: usize = 16;
+/// At most this many bytes of grown read buffers are kept per worker.
+const BIG_POOL_BYTES: usize = 4 * 1024 * 1024;
 
 impl Pools {
     pub(crate) fn new() -> Pools {
         Pools {
             rbufs: Vec::new(),
+            big_rbufs: Vec::new(),
             wbufs: Vec::new(),
         }
     }
@@ -58,9 +64,22 @@ impl Pools {
         self.rbufs.pop().unwrap_or_else(|| vec![0u8; RBUF_SIZE])
     }
 
+    /// A pooled grown read buffer of at least `len` bytes, if one is kept.
+    fn take_big_rbuf(&mut self, len: usize) -> Option<Vec<u8>> {
+        let i = self.big_rbufs.iter().position(|b| b.len() >= len)?;
+        Some(self.big_rbufs.swap_remove(i))
+    }
+
     fn put_rbuf(&mut self, b: Vec<u8>) {
-        if b.len() == RBUF_SIZE && self.rbufs.len() < POOL_KEEP {
-            self.rbufs.push(b);
+        if b.len() == RBUF_SIZE {
+            if self.rbufs.len() < POOL_KEEP {
+                self.rbufs.push(b);
+            }
+        } else if b.len() > RBUF_SIZE {
+            let kept: usize = self.big_rbufs.iter().map(Vec::len).sum();
+            if kept + b.len() <= BIG_POOL_BYTES {
+                self.big_rbufs.push(b);
+            }
         }
     }
 
@@ -354,7 +373,13 @@ impl Connection {
             }
             if self.rbuf.len() - self.rend < MIN_READ {
                 let grown = (self.rbuf.len() * 2).max(RBUF_SIZE);
-                self.rbuf.resize(grown, 0);
+                match pools.take_big_rbuf(grown) {
+                    Some(mut big) => {
+                        big[..self.rend].copy_from_slice(&self.rbuf[..self.rend]);
+                        pools.put_rbuf(std::mem::replace(&mut self.rbuf, big));
+                    }
+                    None => self.rbuf.resize(grown, 0),
+                }
             }
         }
         loop {
@@ -474,7 +499,7 @@ impl Connection {
             let mut small = pools.take_rbuf();
             let len = self.rend - self.rstart;
             small[..len].copy_from_slice(&self.rbuf[self.rstart..self.rend]);
-            self.rbuf = small;
+            pools.put_rbuf(std::mem::replace(&mut self.rbuf, small));
             self.rstart = 0;
             self.rend = len;
         }
