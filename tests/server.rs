@@ -609,3 +609,47 @@ fn large_values_round_trip() {
         assert!(got == want, "round {round}: {len}-byte value differs");
     }
 }
+
+/// IPv4 and IPv6 listeners side by side (IPV6_V6ONLY lets both use one
+/// port); `stats conns` prints IPv6 the way memcached does.
+#[test]
+fn ipv4_and_ipv6_listeners() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 loopback here");
+        return;
+    }
+    let port = common::free_port();
+    let srv = InProc::start(move |c| {
+        c.listen = vec![
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            format!("[::1]:{port}").parse().unwrap(),
+        ];
+    });
+    let mut s6 = TcpStream::connect(("::1", port)).unwrap();
+    s6.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = s6.local_addr().unwrap().port();
+    s6.write_all(b"stats conns\r\n").unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !out.ends_with(b"END\r\n") {
+        let n = s6.read(&mut buf).unwrap();
+        assert!(n > 0);
+        out.extend_from_slice(&buf[..n]);
+    }
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains(&format!(":addr tcp:127.0.0.1:{port}\r\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(":addr tcp6:[::1]:{port}\r\n")),
+        "{out}"
+    );
+    assert!(out.contains(&format!(":addr tcp6:[::1]:{me}\r\n")), "{out}");
+    assert!(
+        out.contains(&format!(":listen_addr tcp6:[::1]:{port}\r\n")),
+        "{out}"
+    );
+    let mut c4 = srv.client();
+    assert!(c4.call_line(b"version\r\n").starts_with("VERSION"));
+}
