@@ -128,6 +128,15 @@ fn raise_fd_limit(max_connections: usize) {
     }
 }
 
+/// Blocks SIGTERM and SIGINT in the calling thread and in every thread it
+/// starts from now on, so that only `serve`'s signal thread receives them.
+/// `serve` does this itself; a program that starts other threads before
+/// `serve` (they would otherwise take the default action, killing the
+/// process) should call it first thing.
+pub fn block_stop_signals() -> io::Result<()> {
+    signals::block()
+}
+
 /// Starts the acceptor and worker threads, handles SIGTERM/SIGINT, and
 /// serves until shutdown.
 pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
