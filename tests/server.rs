@@ -653,3 +653,40 @@ fn ipv4_and_ipv6_listeners() {
     let mut c4 = srv.client();
     assert!(c4.call_line(b"version\r\n").starts_with("VERSION"));
 }
+
+/// Clients that vanish mid-conversation (reset with replies queued, EOF in
+/// the middle of a value) are cleaned up; the server goes on.
+#[test]
+fn abrupt_disconnects_are_cleaned_up() {
+    let srv = InProc::start(|_| {});
+    let mut c = srv.client();
+    let mut set = b"set v 0 0 4096\r\n".to_vec();
+    set.extend_from_slice(&[b'v'; 4096]);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(c.call_line(&set), "STORED\r\n");
+    for i in 0..20 {
+        let mut s = TcpStream::connect(srv.addr.unwrap()).unwrap();
+        if i % 2 == 0 {
+            // Lots of replies queued, then a reset.
+            s.write_all(&b"get v\r\n".repeat(5000)).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        } else {
+            // Half a value, then EOF.
+            s.write_all(b"set half 0 0 100\r\nabc").unwrap();
+        }
+        drop(s);
+    }
+    let closed = common::eventually(Duration::from_secs(5), || {
+        stat(&mut c, "curr_connections") == 1
+    });
+    if !closed {
+        c.send(b"stats conns\r\n");
+        let conns = String::from_utf8(c.read_until_any(&[b"END\r\n"])).unwrap();
+        panic!("connections left open:\n{conns}");
+    }
+    c.send(b"get half\r\n");
+    assert_eq!(c.read_until_any(&[b"END\r\n"]), b"END\r\n");
+}

@@ -161,6 +161,8 @@ pub(crate) struct Connection {
     pub(crate) readable: bool,
     /// The peer sent EOF.
     eof: bool,
+    /// An event reported a hang-up or error: EOF may sit behind the data.
+    pub(crate) hup: bool,
     /// Close once the queued replies are flushed.
     closing: bool,
     /// FIN sent (server stopping).
@@ -185,6 +187,7 @@ impl Connection {
             swallow: 0,
             readable: true,
             eof: false,
+            hup: false,
             closing: false,
             write_shut: false,
             lingered: false,
@@ -386,9 +389,11 @@ impl Connection {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => return Ok(Got::Eof),
                 Ok(n) => {
-                    if n < self.rbuf.len() - self.rend {
+                    if n < self.rbuf.len() - self.rend && !self.hup {
                         // A short read drained the socket; the next bytes
-                        // will come with a new edge.
+                        // will come with a new edge. Not so for an EOF that
+                        // came in with the data: after a hang-up event we
+                        // read on until EOF (or WouldBlock).
                         self.readable = false;
                     }
                     self.rend += n;

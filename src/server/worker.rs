@@ -131,6 +131,9 @@ impl Worker {
                 let k = ev.token().0;
                 if let Some(c) = conns.slab.get_mut(k) {
                     c.readable = true;
+                    if ev.is_read_closed() || ev.is_error() {
+                        c.hup = true;
+                    }
                     let out = c.drive(&mut env, &mut conns.pools);
                     conns.after(k, out, &env, &registry, &control);
                 }
