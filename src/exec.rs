@@ -65,6 +65,19 @@ impl Shared {
     }
 }
 
+/// Items examined per maintenance pass by the expiry sweep: small enough
+/// that a pass holds each shard lock only briefly.
+const SWEEP_BUDGET: usize = 4096;
+
+/// One pass of background upkeep, run by the server's maintenance thread a
+/// few times a second: reclaims expired and flushed items so that memory
+/// and `curr_items` come back without reads. Returns the number of items
+/// reclaimed (the caller sleeps longer when it is 0).
+pub fn maintain(shared: &Shared) -> usize {
+    let now = shared.clock.now();
+    shared.store.reclaim_expired(now, SWEEP_BUDGET)
+}
+
 /// What the server layer provides to `exec` (implemented in `server/`).
 pub trait ServerInfo {
     /// Writes the `stats conns` lines (without `END`).
@@ -382,6 +395,7 @@ fn stats(ctx: &Ctx<'_>, args: &Args<'_>, out: &mut Vec<u8>) {
                 w.reset();
             }
             ctx.shared.conns.reset();
+            ctx.shared.store.reset_counters();
             encode::reply(out, Reply::Reset);
         }
         Some(b"sizes") => {
@@ -391,7 +405,7 @@ fn stats(ctx: &Ctx<'_>, args: &Args<'_>, out: &mut Vec<u8>) {
         Some(b"detail") => match args.get(1) {
             Some(b"on") | Some(b"off") => encode::reply(out, Reply::Ok),
             Some(b"dump") => encode::reply(out, Reply::End),
-            _ => encode::line(out, "CLIENT_ERROR usage: stats detail on|off|dump"),
+            _ => encode::reply(out, Reply::StatsDetailUsage),
         },
         Some(b"extstore") | Some(b"proxy") => encode::reply(out, Reply::End),
         _ => encode::reply(out, Reply::Error),
@@ -470,6 +484,8 @@ fn general_stats(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     st(out, "listen_disabled_num", ld(&c.listen_disabled_num));
     st(out, "threads", sh.workers.len() as u64);
     st(out, "conn_yields", t.conn_yields);
+    st(out, "hash_power_level", s.hash_power_level);
+    st(out, "hash_bytes", s.hash_bytes);
     st(out, "bytes", s.bytes);
     st(out, "curr_items", s.curr_items);
     st(out, "total_items", s.total_items);
@@ -477,6 +493,7 @@ fn general_stats(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     st(out, "evicted_unfetched", s.evicted_unfetched);
     st(out, "evictions", s.evictions);
     st(out, "reclaimed", s.reclaimed);
+    st(out, "crawler_reclaimed", s.crawler_reclaimed);
     if sh.config.idle_timeout > 0 {
         st(out, "idle_kicks", t.idle_kicks);
     }

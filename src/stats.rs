@@ -111,10 +111,7 @@ pub fn cpu_times() -> ((i64, i64), (i64, i64)) {
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(ru) => {
             let (u, s) = (ru.user_time(), ru.system_time());
-            (
-                (u.tv_sec(), u.tv_usec()),
-                (s.tv_sec(), s.tv_usec()),
-            )
+            ((u.tv_sec(), u.tv_usec()), (s.tv_sec(), s.tv_usec()))
         }
         Err(_) => ((0, 0), (0, 0)),
     }

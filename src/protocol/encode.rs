@@ -26,6 +26,12 @@ pub enum Reply {
     ShutdownDisabled,
     /// `CLIENT_ERROR bad command line format`
     BadCommandLine,
+    /// `CLIENT_ERROR usage: stats detail on|off|dump`
+    StatsDetailUsage,
+    /// `MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m`
+    MemlimitTooSmall,
+    /// `MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes`
+    MemlimitNotMegabytes,
 }
 
 impl Reply {
@@ -48,6 +54,13 @@ impl Reply {
             Reply::FlushDisabled => b"CLIENT_ERROR flush_all not allowed\r\n",
             Reply::ShutdownDisabled => b"ERROR: shutdown not enabled\r\n",
             Reply::BadCommandLine => b"CLIENT_ERROR bad command line format\r\n",
+            Reply::StatsDetailUsage => b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+            Reply::MemlimitTooSmall => {
+                b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+            }
+            Reply::MemlimitNotMegabytes => {
+                b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
+            }
         }
     }
 }

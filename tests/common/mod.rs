@@ -76,7 +76,10 @@ impl Server {
         for _attempt in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(bin);
-            cmd.arg("-p").arg(port.to_string()).arg("-l").arg("127.0.0.1");
+            cmd.arg("-p")
+                .arg(port.to_string())
+                .arg("-l")
+                .arg("127.0.0.1");
             if bin.ends_with("memcached") {
                 cmd.arg("-U").arg("0");
             }
