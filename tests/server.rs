@@ -690,3 +690,24 @@ fn abrupt_disconnects_are_cleaned_up() {
     c.send(b"get half\r\n");
     assert_eq!(c.read_until_any(&[b"END\r\n"]), b"END\r\n");
 }
+
+/// The maintenance thread reclaims expired items nobody reads again.
+#[test]
+fn expired_items_are_reclaimed_in_the_background() {
+    let srv = InProc::start(|_| {});
+    let mut c = srv.client();
+    let mut req = Vec::new();
+    for i in 0..200 {
+        req.extend_from_slice(format!("set ttl{i} 0 2 3 noreply\r\nabc\r\n").as_bytes());
+    }
+    c.send(&req);
+    assert!(common::eventually(Duration::from_secs(2), || stat(
+        &mut c,
+        "curr_items"
+    ) == 200));
+    assert!(
+        common::eventually(Duration::from_secs(7), || stat(&mut c, "curr_items") == 0),
+        "expired items still counted: {}",
+        stat(&mut c, "curr_items")
+    );
+}

@@ -2,8 +2,9 @@
 //! worker with its own `mio::Poll` and a `slab::Slab` of connections.
 //!
 //! - `bind` creates the listeners (before privileges are dropped).
-//! - `serve` starts the acceptor ([`acceptor`]), the workers ([`worker`])
-//!   and a signal thread ([`signals`]), then waits for them. A stop comes
+//! - `serve` starts the acceptor ([`acceptor`]), the workers ([`worker`]),
+//!   the store's maintenance thread ([`maintenance`]) and a signal thread
+//!   ([`signals`]), then waits for them. A stop comes
 //!   from SIGTERM/SIGINT or from the `shutdown` command; either way the
 //!   acceptor closes the listeners and each worker finishes the requests it
 //!   has already read, flushes the replies (for a bounded time) and exits.
@@ -11,6 +12,7 @@
 mod acceptor;
 mod connection;
 mod listener;
+mod maintenance;
 mod registry;
 mod signals;
 mod worker;
@@ -238,6 +240,18 @@ pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
         },
         Some(_) => None,
     };
+    let maint = match spawn_error {
+        None if shared.config.tuning.lru_crawler => {
+            match maintenance::Maintenance::spawn(Arc::clone(&shared), Arc::clone(&control)) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    spawn_error = Some(e);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     if spawn_error.is_some() {
         control.stop();
     }
@@ -247,6 +261,9 @@ pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
         panicked |= t.join().is_err();
     }
     control.stop();
+    if let Some(m) = maint {
+        panicked |= !m.finish();
+    }
     if let Some(s) = sig {
         s.finish();
     }
