@@ -67,7 +67,7 @@ impl Acceptor {
                 .register(l, Token(i), Interest::READABLE)
             {
                 tracing::error!("cannot watch listener: {e}");
-                self.control.stop();
+                self.control.fail();
             }
         }
         if self.shared.verbosity.load(Ordering::Relaxed) >= 2 {
@@ -85,7 +85,7 @@ impl Acceptor {
                     continue;
                 }
                 tracing::error!("acceptor poll failed: {e}");
-                self.control.stop();
+                self.control.fail();
                 break;
             }
             if self.control.is_stopping() {

@@ -5,14 +5,17 @@
 //! and gives them back once everything read is processed and everything
 //! written is flushed. The read buffer grows only while one request does
 //! not fit (a value up to `-I` plus its line); a grown buffer goes back to
-//! a small per-worker pool of large buffers (bounded in bytes) as soon as
-//! the large request is done, never staying with an idle connection. The write buffer is bounded
-//! by backpressure: above [`OUT_HIGH`] the connection neither parses nor
-//! reads until the client has taken the replies.
+//! a per-worker pool of large buffers (bounded in bytes) once the large
+//! request is done, never staying with an idle connection. The write
+//! buffer is bounded by backpressure: above [`OUT_HIGH`] the connection
+//! neither parses nor reads until the client has taken the replies.
+//! Replies of a pipeline are batched into one write per wake.
 //!
 //! Readiness is edge-triggered and a connection is registered once for
 //! both directions, so there is no `reregister` on the request path;
-//! `readable` remembers whether the socket may still hold unread bytes.
+//! `readable` remembers whether the socket may still hold unread bytes. A
+//! short read counts as "drained" (new bytes bring a new edge), except
+//! after a hang-up event, when an EOF may be queued behind the data.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;

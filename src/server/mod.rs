@@ -58,6 +58,8 @@ pub(crate) struct Control {
     /// The acceptor stopped accepting at `-c` (without `maxconns_fast`)
     /// and waits for a connection to close.
     accept_paused: AtomicBool,
+    /// A thread stopped the server because of an error (or a panic).
+    failed: AtomicBool,
 }
 
 impl Control {
@@ -69,6 +71,12 @@ impl Control {
                 let _ = w.wake();
             }
         }
+    }
+
+    /// Stops the server because of an error: `serve` then returns one.
+    pub(crate) fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.stop();
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -90,7 +98,7 @@ struct StopOnPanic(Arc<Control>);
 impl Drop for StopOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.stop();
+            self.0.fail();
         }
     }
 }
@@ -159,6 +167,7 @@ pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
         acceptor: acceptor_waker,
         workers: worker_wakers,
         accept_paused: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
     });
 
     let now = shared.clock.now();
@@ -271,8 +280,10 @@ pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
     if let Some(e) = spawn_error {
         return Err(e);
     }
-    if panicked {
-        return Err(io::Error::other("a server thread panicked"));
+    if panicked || control.failed.load(Ordering::SeqCst) {
+        return Err(io::Error::other(
+            "a server thread failed (see the log); the server stopped",
+        ));
     }
     Ok(Exit::Normal)
 }

@@ -100,7 +100,7 @@ impl Worker {
             if let Err(e) = poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("worker {id}: poll failed: {e}");
-                    control.stop();
+                    control.fail();
                     break;
                 }
                 continue;
