@@ -312,6 +312,14 @@ impl Connection {
             match parse(input, &env.limits) {
                 Parsed::Complete { cmd, consumed } => {
                     *budget -= 1;
+                    // The parser always consumes what it parsed; guard the
+                    // loop and the slices against a contract slip anyway.
+                    let consumed = consumed.min(input.len());
+                    if consumed == 0 {
+                        tracing::error!("parser completed a request of 0 bytes");
+                        self.closing = true;
+                        continue;
+                    }
                     let flow = exec::execute(&env.ctx, &cmd, &mut self.wbuf);
                     if env.verbose {
                         log_exchange(self.info.fd, &input[..consumed], &self.wbuf[before..]);
@@ -348,6 +356,10 @@ impl Connection {
                     }
                     self.rstart = (self.rstart + consumed).min(self.rend);
                     match recovery {
+                        Recovery::Continue if consumed == 0 => {
+                            tracing::error!("parser refused a request of 0 bytes");
+                            self.closing = true;
+                        }
                         Recovery::Continue => {}
                         Recovery::Swallow(n) => self.swallow = n,
                         Recovery::Close => self.closing = true,
