@@ -32,6 +32,12 @@ pub enum ProtocolError {
     InvalidDelta,
     /// `CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]`
     DeleteUsage,
+    /// `CLIENT_ERROR invalid exptime argument` for `flush_all <junk>`. Kept
+    /// apart from [`ProtocolError::InvalidExptime`] because memcached counts
+    /// the request in `cmd_flush` and, under `-F`, answers
+    /// `CLIENT_ERROR flush_all not allowed` instead (its `-F` check comes
+    /// first).
+    FlushDelay,
     /// `CLIENT_ERROR invalid shutdown mode`: `shutdown <junk>`. memcached
     /// sends it only when `-A` is on; without `-A` every `shutdown` line
     /// gets `ERROR: shutdown not enabled`, so the caller must send that
@@ -52,7 +58,9 @@ impl ProtocolError {
             ProtocolError::BadCommandLine => Some("CLIENT_ERROR bad command line format"),
             ProtocolError::BadDataChunk => Some("CLIENT_ERROR bad data chunk"),
             ProtocolError::TooLarge => Some("SERVER_ERROR object too large for cache"),
-            ProtocolError::InvalidExptime => Some("CLIENT_ERROR invalid exptime argument"),
+            ProtocolError::InvalidExptime | ProtocolError::FlushDelay => {
+                Some("CLIENT_ERROR invalid exptime argument")
+            }
             ProtocolError::InvalidDelta => Some("CLIENT_ERROR invalid numeric delta argument"),
             ProtocolError::DeleteUsage => {
                 Some("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")

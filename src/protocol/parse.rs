@@ -10,6 +10,31 @@
 //!
 //! Line limits are enforced before the newline arrives, and the outcome
 //! never depends on how the bytes were split into reads.
+//!
+//! Reading follows memcached 1.6.18 (checked against the real server; the
+//! tests quote what it answered): only `' '` separates tokens, runs of
+//! spaces and leading/trailing spaces are ignored, one `\r` before the
+//! `\n` is dropped and a bare `\n` ends a line; numbers are read the way
+//! C's `strtol`/`strtoul`/`strtoull` read them (leading white space, a
+//! sign, trailing white space accepted; 32-bit fields keep the low 32
+//! bits); `noreply` is recognised only as the last token and, once seen,
+//! silences the error replies of that request too; a wrong token count is
+//! always answered with `ERROR`.
+//!
+//! Deliberate divergences from memcached (each has a test):
+//! - flags >= 2^32 are refused with `CLIENT_ERROR bad command line format`
+//!   (memcached stores the low 32 bits);
+//! - keys with control bytes (< 0x20, 0x7f, NUL included) are refused with
+//!   `CLIENT_ERROR bad command line format` (memcached accepts them, and
+//!   cuts a line at a NUL);
+//! - a refused storage line whose `<bytes>` is a usable length has its
+//!   data block swallowed instead of run as commands;
+//! - the newline must come within the first LINE_MAX_LEN + 1 bytes
+//!   whatever the reads (memcached only checks when a read leaves more
+//!   than 2048 bytes without a newline, so a longer line that arrives in
+//!   one piece is served there);
+//! - long `gat`/`gats` lines get the `get` allowance, and every retrieval
+//!   line is bounded by GET_LINE_MAX_LEN (memcached: unbounded `get`).
 
 use super::command::{Args, Command, Keys, StoreVerb, MAX_ARGS};
 use super::error::{ProtocolError, Recovery};
@@ -199,17 +224,26 @@ struct Toks<'a> {
 
 impl<'a> Toks<'a> {
     #[inline]
-    fn new(mut rest: &'a [u8]) -> Self {
+    fn new(rest: &'a [u8]) -> Self {
         let mut t: [&'a [u8]; MAX_FIXED] = [&[]; MAX_FIXED];
         let mut n = 0;
-        while let Some((tok, after)) = next_token(rest) {
+        let mut i = 0;
+        let len = rest.len();
+        while i < len {
+            if rest[i] == b' ' {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < len && rest[i] != b' ' {
+                i += 1;
+            }
             if n == MAX_FIXED {
                 n += 1;
                 break;
             }
-            t[n] = tok;
+            t[n] = &rest[start..i];
             n += 1;
-            rest = after;
         }
         Toks { t, n }
     }
@@ -318,6 +352,26 @@ fn unknown_or_hangup<'a>(verb: &[u8], line: &[u8], consumed: usize) -> Parsed<'a
     unknown(consumed)
 }
 
+/// Whether every space-separated key of `raw` is at most KEY_MAX_LEN long.
+#[inline]
+fn keys_fit(raw: &[u8]) -> bool {
+    if raw.len() <= KEY_MAX_LEN {
+        return true;
+    }
+    let mut rest = raw;
+    loop {
+        match memchr::memchr(b' ', rest) {
+            Some(i) => {
+                if i > KEY_MAX_LEN {
+                    return false;
+                }
+                rest = &rest[i + 1..];
+            }
+            None => return rest.len() <= KEY_MAX_LEN,
+        }
+    }
+}
+
 /// A key as stored: 1..=250 bytes, no space (guaranteed by the
 /// tokenizer), no control byte. memcached accepts control bytes in keys;
 /// we refuse them with `CLIENT_ERROR bad command line format` (deliberate
@@ -418,38 +472,33 @@ fn parse_get(rest: &[u8], with_cas: bool, touch: bool, consumed: usize) -> Parse
     } else {
         (0, rest)
     };
-    // One pass: key lengths and control bytes. memcached drops every reply
-    // already built for the line when a key is too long and sends only the
-    // error (observed: `get a <251 bytes> a` -> CLIENT_ERROR alone).
-    let mut len = 0usize;
-    let mut first = usize::MAX;
-    let mut last = 0usize;
-    for (i, &b) in area.iter().enumerate() {
-        if b == b' ' {
-            len = 0;
-            continue;
+    // Trim the spaces around the key list, then check it: no control byte
+    // anywhere (a branch-free scan the compiler vectorises) and no key
+    // over KEY_MAX_LEN (a short key list is its own proof). memcached
+    // drops every reply already built for the line when a key is too long
+    // and sends only the error (observed: `get a <251 bytes> a` ->
+    // CLIENT_ERROR alone), so refusing the whole line is exact.
+    let first = area.iter().position(|&b| b != b' ');
+    let raw: &[u8] = match first {
+        None => {
+            // `get` needs a key; `gat <exptime>` alone answers END
+            // (observed).
+            if !touch {
+                return unknown(consumed);
+            }
+            &[]
         }
-        if is_control(b) {
-            return invalid(ProtocolError::BadCommandLine, consumed, false);
+        Some(first) => {
+            let last = area
+                .iter()
+                .rposition(|&b| b != b' ')
+                .map_or(first, |l| l + 1);
+            &area[first..last]
         }
-        len += 1;
-        if len > KEY_MAX_LEN {
-            return invalid(ProtocolError::BadCommandLine, consumed, false);
-        }
-        if first == usize::MAX {
-            first = i;
-        }
-        last = i + 1;
-    }
-    let raw: &[u8] = if first == usize::MAX {
-        // `get` needs a key; `gat <exptime>` alone answers END (observed).
-        if !touch {
-            return unknown(consumed);
-        }
-        &[]
-    } else {
-        &area[first..last]
     };
+    if raw.iter().fold(false, |acc, &b| acc | is_control(b)) || !keys_fit(raw) {
+        return invalid(ProtocolError::BadCommandLine, consumed, false);
+    }
     let keys = Keys::from_validated(raw);
     let cmd = if touch {
         Command::Gat {
@@ -639,7 +688,7 @@ fn parse_flush_all(rest: &[u8], consumed: usize) -> Parsed<'_> {
     if a.n != usize::from(noreply) {
         match c_strtol32(a.t[0]) {
             Some(d) => delay = i64::from(d),
-            None => return invalid(ProtocolError::InvalidExptime, consumed, noreply),
+            None => return invalid(ProtocolError::FlushDelay, consumed, noreply),
         }
     }
     complete(Command::FlushAll { delay, noreply }, consumed)
@@ -892,6 +941,20 @@ mod tests {
         assert_eq!(err(&line), ProtocolError::BadCommandLine);
         let ok250 = [b"get ".as_slice(), &long[..250], b"\r\n"].concat();
         assert!(matches!(ok(&ok250), Command::Get { .. }));
+        let k250 = &long[..250];
+        let many = [&b"get  "[..], k250, b"   ", k250, b" a ", k250, b"\r\n"].concat();
+        match ok(&many) {
+            Command::Get { keys: k, .. } => assert_eq!(keys(&k), vec![k250, k250, b"a", k250]),
+            c => panic!("{c:?}"),
+        }
+        for bad_line in [
+            [&b"get "[..], k250, b" ", &long, b"\r\n"].concat(),
+            [&b"get "[..], &long, b"  a\r\n"].concat(),
+            [&b"gets a  "[..], &long, b"\r\n"].concat(),
+            [&b"get "[..], k250, b" ", k250, b"k\r\n"].concat(),
+        ] {
+            assert_eq!(err(&bad_line), ProtocolError::BadCommandLine);
+        }
         // Divergence: control bytes in keys are refused (memcached looks
         // up `a\r` for `get a\r\r\n` and answers END).
         assert_eq!(err(b"get a\r\r\n"), ProtocolError::BadCommandLine);
@@ -1450,6 +1513,35 @@ mod tests {
     }
 
     #[test]
+    fn error_precedence() {
+        // When several things are wrong, the first check memcached makes
+        // decides the reply (observed for each line).
+        let long = [b'k'; 251];
+        let l = |verb: &[u8], tail: &[u8]| [verb, b" ".as_slice(), &long, tail].concat();
+        // Key length before the delta / exptime.
+        assert_eq!(err(&l(b"incr", b" x\r\n")), ProtocolError::BadCommandLine);
+        assert_eq!(err(&l(b"touch", b" x\r\n")), ProtocolError::BadCommandLine);
+        // The legacy-argument check before the key length.
+        assert_eq!(err(&l(b"delete", b" 5\r\n")), ProtocolError::DeleteUsage);
+        // The gat exptime before the keys.
+        assert_eq!(err(&l(b"gat x", b"\r\n")), ProtocolError::InvalidExptime);
+        // The token count before anything else.
+        assert_eq!(
+            err(&l(b"incr", b" x y z\r\n")),
+            ProtocolError::UnknownCommand
+        );
+        // Observed: `incr n +5` and `incr n \t3` add 5 and 3.
+        assert!(matches!(
+            ok(b"incr n +5\r\n"),
+            Command::Arith { delta: 5, .. }
+        ));
+        assert!(matches!(
+            ok(b"incr n \t3\r\n"),
+            Command::Arith { delta: 3, .. }
+        ));
+    }
+
+    #[test]
     fn touch() {
         assert_eq!(
             ok(b"touch a 10\r\n"),
@@ -1508,11 +1600,17 @@ mod tests {
         );
         // Observed: `flush_all junk`, `flush_all 1x` -> CLIENT_ERROR
         // invalid exptime argument; silent with noreply.
-        assert_eq!(err(b"flush_all junk\r\n"), ProtocolError::InvalidExptime);
-        assert_eq!(err(b"flush_all 1x\r\n"), ProtocolError::InvalidExptime);
+        // (With -F memcached answers `CLIENT_ERROR flush_all not allowed`
+        // to `flush_all junk`: hence a variant of its own.)
+        assert_eq!(err(b"flush_all junk\r\n"), ProtocolError::FlushDelay);
+        assert_eq!(err(b"flush_all 1x\r\n"), ProtocolError::FlushDelay);
         assert_eq!(
             silent_err(b"flush_all junk noreply\r\n"),
-            ProtocolError::InvalidExptime
+            ProtocolError::FlushDelay
+        );
+        assert_eq!(
+            wire(&ProtocolError::FlushDelay),
+            "CLIENT_ERROR invalid exptime argument"
         );
         // Observed: `flush_all 0 0 0` -> ERROR.
         assert_eq!(err(b"flush_all 0 0 0\r\n"), ProtocolError::UnknownCommand);
@@ -1778,6 +1876,17 @@ mod tests {
         // `get a HTTP/1.0` is a two-key get).
         assert_eq!(ok(b"version HTTP/1.0\r\n"), Command::Version);
         assert!(matches!(ok(b"get a HTTP/1.0\r\n"), Command::Get { .. }));
+        // memcached looks at the 23rd token when there are more (observed:
+        // `zz` + 21 × `a` + `HTTP/1.0 b c` closes; `zz` + 23 × `a` +
+        // `HTTP/1.0` answers ERROR).
+        let mut l = b"zz ".to_vec();
+        l.extend_from_slice(&b"a ".repeat(21));
+        l.extend_from_slice(b"HTTP/1.0 b c\r\n");
+        assert_eq!(bad(&l).0, ProtocolError::Hangup);
+        let mut l = b"zz ".to_vec();
+        l.extend_from_slice(&b"a ".repeat(23));
+        l.extend_from_slice(b"HTTP/1.0\r\n");
+        assert_eq!(err(&l), ProtocolError::UnknownCommand);
         // Observed: what follows the request line is never read.
         assert_eq!(
             transcript(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
