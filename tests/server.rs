@@ -711,3 +711,26 @@ fn expired_items_are_reclaimed_in_the_background() {
         stat(&mut c, "curr_items")
     );
 }
+
+/// `conn_yields` counts like memcached 1.6.18 (observed with one thread and
+/// -R 20: pipelines of 20, 21, 40 and 100 gets yield 0, 1, 1 and 4 times).
+#[test]
+fn conn_yields_count_like_memcached() {
+    let srv = InProc::start(|c| {
+        c.threads = 1;
+        c.reqs_per_event = 20;
+    });
+    let mut c = srv.client();
+    let mut total = 0;
+    for (n, yields) in [(20, 0), (21, 1), (40, 1), (100, 4)] {
+        c.send(&b"get x\r\n".repeat(n));
+        let want = b"END\r\n".repeat(n);
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            got.extend_from_slice(&c.read_line());
+        }
+        assert_eq!(got, want);
+        total += yields;
+        assert_eq!(stat(&mut c, "conn_yields"), total, "after {n} gets");
+    }
+}
