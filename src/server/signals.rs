@@ -1,0 +1,69 @@
+//! SIGTERM / SIGINT: a dedicated thread waits for them with `sigwait` and
+//! asks the server to stop. The signals are blocked in the thread that
+//! calls `serve` before any server thread starts, so every server thread
+//! inherits the mask and only the waiting thread ever sees them.
+
+use std::io;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use super::Control;
+
+fn stop_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread
+/// it starts afterwards).
+pub(crate) fn block() -> io::Result<()> {
+    stop_signals().thread_block().map_err(io::Error::from)
+}
+
+/// The signal thread.
+pub(crate) struct SignalThread {
+    handle: JoinHandle<()>,
+}
+
+impl SignalThread {
+    pub(crate) fn spawn(control: Arc<Control>) -> io::Result<SignalThread> {
+        let handle = std::thread::Builder::new()
+            .name("tc-signals".into())
+            .spawn(move || {
+                let set = stop_signals();
+                loop {
+                    match set.wait() {
+                        Ok(sig) => {
+                            if !control.is_stopping() {
+                                tracing::info!("received {sig}, shutting down");
+                                control.stop();
+                            }
+                            return;
+                        }
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(e) => {
+                            tracing::warn!("sigwait failed: {e}");
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(SignalThread { handle })
+    }
+
+    /// Ends the thread once the server has stopped for another reason: a
+    /// SIGTERM aimed at this thread alone wakes its `sigwait`, and it then
+    /// sees that the server is already stopping.
+    pub(crate) fn finish(self) {
+        if !self.handle.is_finished() {
+            // The thread is not joined yet, so its id is still valid.
+            let _ = nix::sys::pthread::pthread_kill(self.handle.as_pthread_t(), Signal::SIGTERM);
+        }
+        let _ = self.handle.join();
+    }
+}
