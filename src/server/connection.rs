@@ -21,7 +21,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use crate::exec::{self, Ctx, Flow};
-use crate::protocol::{encode, parse, Limits, Parsed, Recovery};
+use crate::protocol::{parse, Limits, Parsed, Recovery};
 
 use super::listener::Stream;
 use super::registry::{ConnInfo, State};
@@ -343,10 +343,7 @@ impl Connection {
                     unlink,
                 } => {
                     *budget -= 1;
-                    if !silent {
-                        encode::protocol_error(&mut self.wbuf, error);
-                    }
-                    exec::refused(&env.ctx, error, unlink);
+                    exec::refused(&env.ctx, error, unlink, silent, &mut self.wbuf);
                     if env.verbose {
                         log_exchange(
                             self.info.fd,
