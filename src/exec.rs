@@ -388,18 +388,18 @@ fn arith(ctx: &Ctx<'_>, key: &[u8], delta: u64, incr: bool, noreply: bool, out: 
 }
 
 fn cache_memlimit(ctx: &Ctx<'_>, megabytes: u64, noreply: bool, out: &mut Vec<u8>) {
-    if megabytes < 8 {
-        encode::line(
-            out,
-            "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
-        );
-        return;
-    }
-    if megabytes > 1_000_000_000 {
-        encode::line(
-            out,
-            "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
-        );
+    // noreply silences these refusals too, as in memcached.
+    let refusal = if megabytes < 8 {
+        Some(Reply::MemlimitTooSmall)
+    } else if megabytes > 1_000_000_000 {
+        Some(Reply::MemlimitNotMegabytes)
+    } else {
+        None
+    };
+    if let Some(r) = refusal {
+        if !noreply {
+            encode::reply(out, r);
+        }
         return;
     }
     let bytes = megabytes * 1024 * 1024;
@@ -514,11 +514,17 @@ fn general_stats(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     st(out, "conn_yields", t.conn_yields);
     st(out, "hash_power_level", s.hash_power_level);
     st(out, "hash_bytes", s.hash_bytes);
+    st(
+        out,
+        "hash_is_expanding",
+        (s.hash_expanding_shards > 0) as u64,
+    );
     st(out, "bytes", s.bytes);
     st(out, "curr_items", s.curr_items);
     st(out, "total_items", s.total_items);
     st(out, "expired_unfetched", s.expired_unfetched);
     st(out, "evicted_unfetched", s.evicted_unfetched);
+    st(out, "evicted_active", s.evicted_active);
     st(out, "evictions", s.evictions);
     st(out, "reclaimed", s.reclaimed);
     st(out, "crawler_reclaimed", s.crawler_reclaimed);

@@ -28,6 +28,8 @@ pub enum Reply {
     BadCommandLine,
     /// `CLIENT_ERROR usage: stats detail on|off|dump`
     StatsDetailUsage,
+    /// `ERROR Too many open connections` (then the connection is closed)
+    TooManyConnections,
     /// `MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m`
     MemlimitTooSmall,
     /// `MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes`
@@ -55,6 +57,7 @@ impl Reply {
             Reply::ShutdownDisabled => b"ERROR: shutdown not enabled\r\n",
             Reply::BadCommandLine => b"CLIENT_ERROR bad command line format\r\n",
             Reply::StatsDetailUsage => b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+            Reply::TooManyConnections => b"ERROR Too many open connections\r\n",
             Reply::MemlimitTooSmall => {
                 b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
             }
@@ -150,12 +153,6 @@ pub fn error_line(out: &mut Vec<u8>, kind: &str, msg: &str) {
     out.extend_from_slice(kind.as_bytes());
     out.push(b' ');
     out.extend_from_slice(msg.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// A raw line (admin replies that have no fixed form), with `\r\n`.
-pub fn line(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(text.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

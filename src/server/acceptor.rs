@@ -204,7 +204,5 @@ impl Acceptor {
 
 /// memcached's answer beyond `-c` with `maxconns_fast`: one line, then close.
 fn reject(mut stream: Stream) {
-    let mut line = Vec::with_capacity(40);
-    encode::line(&mut line, "ERROR Too many open connections");
-    let _ = stream.write(&line);
+    let _ = stream.write(encode::Reply::TooManyConnections.text());
 }

@@ -140,6 +140,8 @@ pub struct StoreStats {
     pub reclaimed: u64,
     pub expired_unfetched: u64,
     pub evicted_unfetched: u64,
+    /// Evicted although recently read (the second chance was used up).
+    pub evicted_active: u64,
     pub limit_maxbytes: u64,
     /// Dead items removed by `reclaim_expired` (memcached's
     /// `crawler_reclaimed`).
@@ -148,6 +150,8 @@ pub struct StoreStats {
     pub hash_power_level: u64,
     /// Bytes of hash bucket arrays over all shards.
     pub hash_bytes: u64,
+    /// Shards whose bucket array is being doubled right now.
+    pub hash_expanding_shards: u64,
 }
 
 /// Tuning knobs that are not memcached options (tests use them).
@@ -766,8 +770,10 @@ impl Store {
             s.reclaimed += c.reclaimed;
             s.expired_unfetched += c.expired_unfetched;
             s.evicted_unfetched += c.evicted_unfetched;
+            s.evicted_active += c.evicted_active;
             s.crawler_reclaimed += c.crawler_reclaimed;
             buckets += g.bucket_count() as u64;
+            s.hash_expanding_shards += g.is_expanding() as u64;
         }
         s.hash_power_level = 63 - buckets.max(1).leading_zeros() as u64;
         s.hash_bytes = buckets * 4;

@@ -55,6 +55,7 @@ pub(crate) struct Counters {
     pub expired_unfetched: u64,
     pub evicted_unfetched: u64,
     pub crawler_reclaimed: u64,
+    pub evicted_active: u64,
 }
 
 pub(crate) struct Shard {
@@ -104,6 +105,12 @@ impl Shard {
 
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// True while the bucket array is being doubled (old chains still to
+    /// move).
+    pub(crate) fn is_expanding(&self) -> bool {
+        !self.old.is_empty()
     }
 
     pub(crate) fn bucket_count(&self) -> usize {
@@ -402,6 +409,11 @@ impl Shard {
                 self.counters.evictions += 1;
                 if !fetched {
                     self.counters.evicted_unfetched += 1;
+                }
+                // Only when every item was passed over once already (the
+                // whole shard is being read): memcached's evicted_active.
+                if bits & ACTIVE != 0 {
+                    self.counters.evicted_active += 1;
                 }
             }
             freed += self.unlink(idx).size(self.cas_enabled);
