@@ -33,6 +33,7 @@
 
 mod hash;
 mod item;
+pub mod report;
 mod shard;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,21 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use hash::KeyHasher;
 pub use item::item_size;
+pub use report::{ClassReport, DumpEntry, MemoryReport, ReassignOutcome};
+
+/// Where a resumable walk over the store (`Store::dump`) stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DumpCursor {
+    shard: usize,
+    slot: usize,
+    done: bool,
+}
+
+impl DumpCursor {
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
 use item::Item;
 use shard::{Shard, Validity};
 
@@ -743,6 +759,64 @@ impl Store {
             }
         }
         removed
+    }
+
+    /// Walks the live items in resumable steps: calls `f` for each live
+    /// item of the next `budget` slots after `cursor`, holding one shard
+    /// lock at a time, and advances the cursor. Items stored or deleted
+    /// while a walk is under way may or may not be seen. Returns true when
+    /// the walk has finished.
+    pub fn dump(
+        &self,
+        cursor: &mut DumpCursor,
+        budget: usize,
+        now: u32,
+        mut f: impl FnMut(DumpEntry<'_>),
+    ) -> bool {
+        let v = self.validity(now);
+        let cas_enabled = self.cfg.cas_enabled;
+        let mut left = budget.max(1);
+        while !cursor.done && left > 0 {
+            if cursor.shard >= self.shards.len() {
+                cursor.done = true;
+                break;
+            }
+            let step = left.min(SWEEP_CHUNK);
+            let next = self
+                .lock(cursor.shard)
+                .dump_from(cursor.slot, step, &v, &mut |it| {
+                    f(DumpEntry {
+                        key: it.key(),
+                        exptime: it.exptime(),
+                        last_access: it.time(),
+                        cas: if cas_enabled { it.seq() } else { 0 },
+                        fetched: it.bits() & item::FETCHED != 0,
+                        class: 0,
+                        value_len: it.value().len(),
+                        size: it.size(cas_enabled) as usize,
+                    })
+                });
+            left -= step;
+            match next {
+                Some(slot) => cursor.slot = slot,
+                None => {
+                    cursor.shard += 1;
+                    cursor.slot = 0;
+                }
+            }
+        }
+        cursor.done
+    }
+
+    /// The memory picture for `stats slabs` / `stats items`. This store
+    /// has no slab classes yet, so it reports none.
+    pub fn memory_report(&self) -> MemoryReport {
+        MemoryReport::default()
+    }
+
+    /// `slabs reassign <src> <dst>`: this store has no slab classes yet.
+    pub fn slabs_reassign(&self, _src: i64, _dst: i64) -> ReassignOutcome {
+        ReassignOutcome::BadClass
     }
 
     /// Zeroes the counters (`stats reset`): total_items, evictions,

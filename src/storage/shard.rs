@@ -107,6 +107,26 @@ impl Shard {
         self.bytes
     }
 
+    /// Calls `f` on the live items of slots `start..`, at most `budget`
+    /// slots examined; returns the next slot to look at, or None at the end.
+    pub(crate) fn dump_from(
+        &self,
+        start: usize,
+        budget: usize,
+        v: &Validity,
+        f: &mut dyn FnMut(&Item),
+    ) -> Option<usize> {
+        let end = start.saturating_add(budget).min(self.slots.len());
+        for slot in self.slots.get(start..end).unwrap_or(&[]) {
+            if let Some(it) = &slot.item {
+                if v.check(it).is_none() {
+                    f(it);
+                }
+            }
+        }
+        (end < self.slots.len()).then_some(end)
+    }
+
     /// True while the bucket array is being doubled (old chains still to
     /// move).
     pub(crate) fn is_expanding(&self) -> bool {

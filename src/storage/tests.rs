@@ -868,3 +868,36 @@ fn concurrent_limit_changes_and_no_eviction_mode() {
         }
     }
 }
+
+#[test]
+fn dump_walks_every_live_item_once_in_small_steps() {
+    let store = Store::with_options(
+        StoreConfig::default(),
+        StoreOptions {
+            shards: 4,
+            ..Default::default()
+        },
+    );
+    let now = 1_000_000;
+    for i in 0..500u32 {
+        let key = format!("k{i}");
+        let exp = if i % 5 == 0 { now - 1 } else { 0 };
+        assert!(matches!(
+            store.store(StoreMode::Set, key.as_bytes(), 0, exp, b"v", now - 10),
+            StoreOutcome::Stored { .. }
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = DumpCursor::default();
+    let mut steps = 0;
+    while !store.dump(&mut cursor, 7, now, |e| {
+        assert!(seen.insert(e.key.to_vec()), "seen twice");
+        assert_eq!(e.value_len, 1);
+    }) {
+        steps += 1;
+        assert!(steps < 10_000, "walk does not finish");
+    }
+    assert!(cursor.is_done());
+    // the expired fifth is not reported
+    assert_eq!(seen.len(), 400);
+}
