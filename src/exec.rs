@@ -65,17 +65,13 @@ impl Shared {
     }
 }
 
-/// Items examined per maintenance pass by the expiry sweep: small enough
-/// that a pass holds each shard lock only briefly.
-const SWEEP_BUDGET: usize = 4096;
-
 /// One pass of background upkeep, run by the server's maintenance thread a
 /// few times a second: reclaims expired and flushed items so that memory
 /// and `curr_items` come back without reads. Returns the number of items
 /// reclaimed (the caller sleeps longer when it is 0).
 pub fn maintain(shared: &Shared) -> usize {
     let now = shared.clock.now();
-    shared.store.reclaim_expired(now, SWEEP_BUDGET)
+    shared.store.maintain(now)
 }
 
 /// What the server layer provides to `exec` (implemented in `server/`).

@@ -43,7 +43,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use hash::KeyHasher;
 pub use item::item_size;
-pub use report::{ClassReport, DumpEntry, MemoryReport, ReassignOutcome};
+pub use report::{ClassReport, CrawlOutcome, DumpEntry, MemoryReport, ReassignOutcome};
 
 /// Where a resumable walk over the store (`Store::dump`) stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -198,6 +198,8 @@ pub const KEY_MAX: usize = 250;
 const EVICT_BATCH: usize = 32;
 /// Slots examined per shard lock hold by `reclaim_expired`.
 const SWEEP_CHUNK: usize = 256;
+/// Items a maintenance pass examines.
+const MAINTAIN_BUDGET: usize = 4096;
 
 /// A shard lock on its own cache lines, so that neighbouring locks do not
 /// share one.
@@ -232,6 +234,8 @@ pub struct Store {
     flush_lock: Mutex<()>,
     evict_cursor: AtomicUsize,
     sweep_shard: AtomicUsize,
+    /// Page mover mode (`slabs automove`).
+    automove: std::sync::atomic::AtomicU8,
 }
 
 impl Store {
@@ -266,6 +270,7 @@ impl Store {
             flush_lock: Mutex::new(()),
             evict_cursor: AtomicUsize::new(0),
             sweep_shard: AtomicUsize::new(0),
+            automove: std::sync::atomic::AtomicU8::new(1),
             cfg,
         }
     }
@@ -817,6 +822,32 @@ impl Store {
     /// `slabs reassign <src> <dst>`: this store has no slab classes yet.
     pub fn slabs_reassign(&self, _src: i64, _dst: i64) -> ReassignOutcome {
         ReassignOutcome::BadClass
+    }
+
+    /// `slabs automove 0|1|2` (and `-o slab_automove`): the mode the page
+    /// mover runs in. This store has no pages yet; the mode is kept.
+    pub fn set_automove(&self, mode: u8) {
+        self.automove.store(mode, Ordering::Relaxed);
+    }
+
+    pub fn automove(&self) -> u8 {
+        self.automove.load(Ordering::Relaxed)
+    }
+
+    /// `lru_crawler crawl`: queue a crawl of the given classes (None = all).
+    /// This store has no classes yet: every crawl is of everything.
+    pub fn crawl(&self, classes: Option<&[u32]>) -> CrawlOutcome {
+        match classes {
+            Some(c) if c.iter().any(|&id| id == 0) => CrawlOutcome::BadClass,
+            _ => CrawlOutcome::Ok,
+        }
+    }
+
+    /// Background upkeep, called by the maintenance thread a few times a
+    /// second: expiry sweep (and, with slab classes, crawls, LRU upkeep and
+    /// page moves). Returns the number of items reclaimed.
+    pub fn maintain(&self, now: u32) -> usize {
+        self.reclaim_expired(now, MAINTAIN_BUDGET)
     }
 
     /// Zeroes the counters (`stats reset`): total_items, evictions,

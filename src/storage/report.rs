@@ -51,6 +51,17 @@ pub struct ClassReport {
     pub hits_to_warm: u64,
     pub hits_to_cold: u64,
     pub hits_to_temp: u64,
+    /// Per-class command counters of `stats slabs` (memcached keeps them
+    /// per slab class; the exporter requires cmd_set, cas_hits,
+    /// cas_badval).
+    pub get_hits: u64,
+    pub cmd_set: u64,
+    pub delete_hits: u64,
+    pub incr_hits: u64,
+    pub decr_hits: u64,
+    pub cas_hits: u64,
+    pub cas_badval: u64,
+    pub touch_hits: u64,
 }
 
 /// The whole memory picture: every class that has pages or items, plus the
@@ -115,4 +126,15 @@ pub struct DumpEntry<'a> {
     pub value_len: usize,
     /// Total item size charged to the class (header + key + value).
     pub size: usize,
+}
+
+/// Outcome of `lru_crawler crawl <classes|all>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrawlOutcome {
+    /// `OK`: the crawl is queued; the maintenance thread runs it.
+    Ok,
+    /// `BUSY currently processing crawler request`
+    Running,
+    /// `BADCLASS invalid class id`
+    BadClass,
 }
