@@ -838,7 +838,7 @@ impl Store {
     /// This store has no classes yet: every crawl is of everything.
     pub fn crawl(&self, classes: Option<&[u32]>) -> CrawlOutcome {
         match classes {
-            Some(c) if c.iter().any(|&id| id == 0) => CrawlOutcome::BadClass,
+            Some(c) if c.contains(&0) => CrawlOutcome::BadClass,
             _ => CrawlOutcome::Ok,
         }
     }
