@@ -15,6 +15,7 @@
 pub mod clock;
 pub mod config;
 pub mod exec;
+pub mod notify;
 pub mod process;
 pub mod protocol;
 pub mod server;

@@ -69,6 +69,11 @@ fn init_logging(verbosity: u8) {
 
 /// memcached's start-up order, then the server.
 fn run(config: &mut Config) -> Result<(), Fatal> {
+    // SIGTERM/SIGINT/SIGHUP wait (pending) for serve()'s signal thread
+    // instead of killing the process half-way through start-up.
+    if let Err(e) = twincache::server::block_stop_signals() {
+        tracing::warn!("could not block signals: {e}");
+    }
     // Root needs -u, and the user must exist.
     let identity = process::check_user(config)?;
     if let Some(id) = &identity {
@@ -120,6 +125,14 @@ fn run(config: &mut Config) -> Result<(), Fatal> {
         }
     }
 
+    // The listening sockets accept connections into their backlog from
+    // here on, and serve() starts answering them at once: tell systemd
+    // (Type=notify) we are ready. With a replication peer the replication
+    // issue reports the end of the initial sync through the same
+    // Readiness (READY=1 waits for both).
+    let mut readiness = twincache::notify::Readiness::new(false);
+    readiness.listeners_open(&ready_status(config, &listeners));
+
     let outcome = twincache::server::serve(shared, listeners);
     if config.daemonize {
         if let Some(p) = &config.pidfile {
@@ -127,7 +140,28 @@ fn run(config: &mut Config) -> Result<(), Fatal> {
         }
     }
     match outcome {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // memcached's last line at -v.
+            tracing::info!("Exiting normally");
+            Ok(())
+        }
         Err(e) => Err(Fatal::new(EX_OSERR, format!("server error: {e}"))),
     }
+}
+
+/// The `STATUS=` line sent with `READY=1`.
+fn ready_status(config: &Config, listeners: &twincache::server::Listeners) -> String {
+    let mut places: Vec<String> = listeners
+        .local_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    if let Some(path) = &config.unix_socket {
+        places.push(path.display().to_string());
+    }
+    format!(
+        "serving on {} (standalone), up to {} connections",
+        places.join(" "),
+        config.max_connections
+    )
 }

@@ -66,6 +66,7 @@ impl Control {
     /// Asks every thread to stop (idempotent).
     pub(crate) fn stop(&self) {
         if !self.stopping.swap(true, Ordering::SeqCst) {
+            crate::notify::stopping("stopping: finishing in-flight requests");
             let _ = self.acceptor.wake();
             for w in &self.workers {
                 let _ = w.wake();
@@ -138,8 +139,9 @@ fn raise_fd_limit(max_connections: usize) {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and in every thread it
-/// starts from now on, so that only `serve`'s signal thread receives them.
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and in every
+/// thread it starts from now on, so that only `serve`'s signal thread
+/// receives them.
 /// `serve` does this itself; a program that starts other threads before
 /// `serve` (they would otherwise take the default action, killing the
 /// process) should call it first thing.
@@ -147,7 +149,7 @@ pub fn block_stop_signals() -> io::Result<()> {
     signals::block()
 }
 
-/// Starts the acceptor and worker threads, handles SIGTERM/SIGINT, and
+/// Starts the acceptor and worker threads, handles SIGTERM/SIGINT/SIGHUP, and
 /// serves until shutdown.
 pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
     signals::block()?;

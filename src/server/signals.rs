@@ -1,7 +1,11 @@
-//! SIGTERM / SIGINT: a dedicated thread waits for them with `sigwait` and
-//! asks the server to stop. The signals are blocked in the thread that
-//! calls `serve` before any server thread starts, so every server thread
-//! inherits the mask and only the waiting thread ever sees them.
+//! SIGTERM / SIGINT / SIGHUP: a dedicated thread waits for them with
+//! `sigwait`. SIGTERM and SIGINT ask the server to stop; SIGHUP is logged
+//! and otherwise ignored (memcached uses it only to reload TLS
+//! certificates, which we do not have; its default action, ending the
+//! process, is never what an operator sending it wants). The signals are
+//! blocked in the thread that calls `serve` before any server thread
+//! starts, so every server thread inherits the mask and only the waiting
+//! thread ever sees them.
 
 use std::io;
 use std::os::unix::thread::JoinHandleExt;
@@ -12,17 +16,18 @@ use nix::sys::signal::{SigSet, Signal};
 
 use super::Control;
 
-fn stop_signals() -> SigSet {
+fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
+    set.add(Signal::SIGHUP);
     set
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread
-/// it starts afterwards).
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every
+/// thread it starts afterwards).
 pub(crate) fn block() -> io::Result<()> {
-    stop_signals().thread_block().map_err(io::Error::from)
+    handled_signals().thread_block().map_err(io::Error::from)
 }
 
 /// The signal thread.
@@ -35,9 +40,12 @@ impl SignalThread {
         let handle = std::thread::Builder::new()
             .name("tc-signals".into())
             .spawn(move || {
-                let set = stop_signals();
+                let set = handled_signals();
                 loop {
                     match set.wait() {
+                        Ok(Signal::SIGHUP) => {
+                            tracing::info!("received SIGHUP: nothing to reload, carrying on");
+                        }
                         Ok(sig) => {
                             if !control.is_stopping() {
                                 tracing::info!("received {sig}, shutting down");
