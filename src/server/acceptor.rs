@@ -11,6 +11,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::listener::{Listener, Stream};
 use super::Control;
+use crate::config::BindingProtocol;
 use crate::exec::Shared;
 use crate::protocol::encode;
 
@@ -71,8 +72,13 @@ impl Acceptor {
             }
         }
         if self.shared.verbosity.load(Ordering::Relaxed) >= 2 {
+            // memcached names the protocol, not the address.
+            let protocol = match self.shared.config.protocol {
+                BindingProtocol::Auto => "auto-negotiate",
+                BindingProtocol::Ascii => "ascii",
+            };
             for l in &self.listeners {
-                tracing::debug!("<{} server listening ({})", l.fd(), l.describe());
+                tracing::debug!("<{} server listening ({protocol})", l.fd());
             }
         }
         let mut events = Events::with_capacity(64);

@@ -20,6 +20,7 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+use crate::config::BindingProtocol;
 use crate::exec::{self, Ctx, Flow};
 use crate::protocol::{parse, Limits, Parsed, Recovery};
 
@@ -174,6 +175,9 @@ pub(crate) struct Connection {
     lingered: bool,
     /// In the worker's queue of yielded connections.
     pub(crate) queued: bool,
+    /// The first bytes arrived (memcached's protocol negotiation, logged
+    /// once at `-vv`).
+    negotiated: bool,
 }
 
 impl Connection {
@@ -195,6 +199,7 @@ impl Connection {
             write_shut: false,
             lingered: false,
             queued: false,
+            negotiated: false,
         }
     }
 
@@ -296,6 +301,14 @@ impl Connection {
             }
             if self.rstart == self.rend {
                 return Stop::NeedInput;
+            }
+            if !self.negotiated {
+                self.negotiated = true;
+                // Only a negotiating listener (-B auto) says which
+                // protocol it settled on.
+                if env.verbose && env.ctx.shared.config.protocol == BindingProtocol::Auto {
+                    tracing::debug!("{}: Client using the ascii protocol", self.info.fd);
+                }
             }
             if *budget == 0 {
                 return Stop::Budget;

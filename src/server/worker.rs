@@ -16,6 +16,7 @@ use super::acceptor::NewConn;
 use super::connection::{Connection, Env, Outcome, Pools};
 use super::registry::{ConnInfo, ConnRegistry};
 use super::{Control, WAKER};
+use crate::config::BindingProtocol;
 use crate::exec::{Ctx, Shared};
 use crate::protocol::Limits;
 
@@ -237,7 +238,12 @@ impl Conns {
             let info_key = registry.insert(self.id, Arc::clone(&info));
             entry.insert(Connection::new(stream, info, info_key));
             if env.verbose {
-                tracing::debug!("<{fd} new auto-negotiating client connection");
+                match env.ctx.shared.config.protocol {
+                    BindingProtocol::Auto => {
+                        tracing::debug!("<{fd} new auto-negotiating client connection")
+                    }
+                    BindingProtocol::Ascii => tracing::debug!("<{fd} new ascii client connection."),
+                }
             }
         }
     }
