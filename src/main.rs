@@ -12,11 +12,11 @@ fn main() {
         Ok(c) => c,
         Err(e) => exit(report_config_error(&e)),
     };
-    init_logging(config.verbosity);
+    let set_level = init_logging(config.verbosity);
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    match run(&mut config) {
+    match run(&mut config, set_level) {
         Ok(()) => exit(0),
         Err(f) => {
             eprintln!("{}", f.message);
@@ -37,38 +37,98 @@ fn report_config_error(e: &ConfigError) -> i32 {
     e.exit_code()
 }
 
-/// Log lines go to stderr: warnings and errors by default, `-v` info, `-vv`
-/// debug, `-vvv` trace. Under journald (JOURNAL_STREAM set) no timestamps:
-/// the journal adds its own. RUST_LOG, when set, overrides the level.
-fn init_logging(verbosity: u8) {
-    use tracing_subscriber::EnvFilter;
-    let level = match verbosity {
+/// Changes the log level at run time (the `verbosity` command).
+type SetLevel = Box<dyn Fn(u8) + Send>;
+
+/// The tracing level for a `-v` count: warnings and errors by default,
+/// `-v` info, `-vv` debug (every connection, command and reply), `-vvv`
+/// trace.
+fn level_for(verbosity: u8) -> &'static str {
+    match verbosity {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
-    };
-    let filter = std::env::var("RUST_LOG")
+    }
+}
+
+/// Log lines go to stderr. Under journald (JOURNAL_STREAM set) no
+/// timestamps: the journal adds its own. RUST_LOG, when set, overrides the
+/// level, and `verbosity N` then leaves it alone (None is returned).
+fn init_logging(verbosity: u8) -> Option<SetLevel> {
+    use tracing_subscriber::EnvFilter;
+    let from_env = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
-    let result = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().try_init()
+        .and_then(|v| EnvFilter::try_new(v).ok());
+    let fixed = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level_for(verbosity)));
+    let ansi = std::io::stderr().is_terminal();
+    let (result, set_level): (_, SetLevel) = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        let builder = tracing_subscriber::fmt()
+            .without_time()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        (
+            builder.try_init(),
+            Box::new(move |v| {
+                let _ = handle.reload(EnvFilter::new(level_for(v)));
+            }),
+        )
     } else {
-        builder.try_init()
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        (
+            builder.try_init(),
+            Box::new(move |v| {
+                let _ = handle.reload(EnvFilter::new(level_for(v)));
+            }),
+        )
     };
     if let Err(e) = result {
         eprintln!("logging could not be set up: {e}");
+        return None;
+    }
+    (!fixed).then_some(set_level)
+}
+
+/// Follows `verbosity N` (which sets `shared.verbosity`) with the log
+/// filter, as memcached's output follows its `settings.verbose`.
+fn follow_verbosity(shared: &Arc<twincache::exec::Shared>, set_level: Option<SetLevel>) {
+    use std::sync::atomic::Ordering;
+    let Some(set_level) = set_level else {
+        return;
+    };
+    let weak = Arc::downgrade(shared);
+    let mut current = shared.verbosity.load(Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name("tc-verbosity".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            let v = shared.verbosity.load(Ordering::Relaxed);
+            if v != current {
+                current = v;
+                set_level(v);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("verbosity changes will not change the log level: {e}");
     }
 }
 
 /// memcached's start-up order, then the server.
-fn run(config: &mut Config) -> Result<(), Fatal> {
+fn run(config: &mut Config, set_level: Option<SetLevel>) -> Result<(), Fatal> {
     // SIGTERM/SIGINT/SIGHUP wait (pending) for serve()'s signal thread
     // instead of killing the process half-way through start-up.
     if let Err(e) = twincache::server::block_stop_signals() {
@@ -105,6 +165,7 @@ fn run(config: &mut Config) -> Result<(), Fatal> {
     }
 
     let shared = Arc::new(twincache::exec::Shared::new(config.clone()));
+    follow_verbosity(&shared, set_level);
     // Listeners are bound while still root (ports below 1024).
     let listeners = twincache::server::bind(&shared)
         .map_err(|e| Fatal::new(EX_OSERR, format!("failed to listen: {e}")))?;
