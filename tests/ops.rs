@@ -587,10 +587,10 @@ fn instance_unit_takes_port_from_its_name_and_its_own_file_wins() {
 /// Starts the binary with NOTIFY_SOCKET=`notify_socket` and checks the
 /// notification sequence: READY=1 arrives when a connection made right then
 /// is answered, STOPPING=1 follows SIGTERM, exit 0.
-fn notify_sequence(sock: &UnixDatagram, notify_socket: &str) {
+fn notify_sequence(sock: &UnixDatagram, notify_socket: &str, by_command: bool) {
     let port = free_port();
     let mut cmd = Command::new(binary());
-    cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"]);
+    cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-A"]);
     if is_root() {
         cmd.args(["-u", "root"]);
     }
@@ -632,7 +632,12 @@ fn notify_sequence(sock: &UnixDatagram, notify_socket: &str) {
         .unwrap_or_else(|| panic!("no STATUS= with READY=1: {ready:?}"));
     assert!(status.contains(&port.to_string()), "{status}");
 
-    kill(proc.pid(), Signal::SIGTERM).expect("kill");
+    if by_command {
+        // `shutdown` (-A) stops the server the same way.
+        c.write_all(b"shutdown\r\n").expect("write");
+    } else {
+        kill(proc.pid(), Signal::SIGTERM).expect("kill");
+    }
     let stopping = loop {
         let n = sock.recv(&mut buf).expect("no STOPPING=1 after SIGTERM");
         let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -652,7 +657,7 @@ fn notify_socket_path() {
     let dir = TempDir::new("notify");
     let path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).expect("bind");
-    notify_sequence(&sock, path.to_str().expect("utf-8 path"));
+    notify_sequence(&sock, path.to_str().expect("utf-8 path"), false);
 }
 
 #[test]
@@ -661,7 +666,15 @@ fn notify_socket_abstract() {
     let name = format!("twincache-ops-notify-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("addr");
     let sock = UnixDatagram::bind_addr(&addr).expect("bind");
-    notify_sequence(&sock, &format!("@{name}"));
+    notify_sequence(&sock, &format!("@{name}"), false);
+}
+
+#[test]
+fn notify_stopping_on_shutdown_command() {
+    let dir = TempDir::new("notify-shutdown");
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind");
+    notify_sequence(&sock, path.to_str().expect("utf-8 path"), true);
 }
 
 // ---------------------------------------------------------------------------
@@ -812,6 +825,45 @@ fn verbosity_levels_log_like_memcached() {
     assert!(!ascii.contains("Client using"), "{ascii}");
 }
 
+#[test]
+fn verbosity_command_changes_the_log_level() {
+    let port = free_port();
+    let mut cmd = Command::new(binary());
+    cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"]);
+    if is_root() {
+        cmd.args(["-u", "root"]);
+    }
+    let dir = TempDir::new("verbosity-cmd");
+    let log = dir.path().join("stderr");
+    let mut proc = spawn_logged(cmd.env_remove("RUST_LOG"), &log);
+    assert!(eventually(Duration::from_secs(10), || answers_version(
+        port
+    )));
+    let mut admin = Client::connect(port);
+    let mut c = Client::connect(port);
+    assert_eq!(c.call_line(b"set quiet 0 0 1\r\nx\r\n"), "STORED\r\n");
+    assert_eq!(admin.call_line(b"verbosity 2\r\n"), "OK\r\n");
+    // The filter follows within a moment: retry until a command shows.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            c.call_line(b"set loud 0 0 1\r\nx\r\n");
+            has_fd_line(&log_text(&log), "<", " set loud 0 0 1")
+        }),
+        "verbosity 2 did not turn on command logging:\n{}",
+        log_text(&log)
+    );
+    assert_eq!(admin.call_line(b"verbosity 0\r\n"), "OK\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.call_line(b"set hushed 0 0 1\r\nx\r\n"), "STORED\r\n");
+    kill(proc.pid(), Signal::SIGTERM).expect("kill");
+    assert!(proc
+        .wait_exit(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+    let text = log_text(&log);
+    assert!(!text.contains("set quiet"), "{text}");
+    assert!(!text.contains("set hushed"), "{text}");
+}
+
 /// Length of the complete reply at the head of `buf` for a `set`
 /// (`STORED\r\n`) or a one-key `get` hit; None when incomplete.
 fn reply_len(buf: &[u8], is_get: bool, value_len: usize) -> Result<Option<usize>, String> {
@@ -853,9 +905,13 @@ fn reply_len(buf: &[u8], is_get: bool, value_len: usize) -> Result<Option<usize>
 
 #[test]
 fn sigterm_under_load_exits_zero_with_whole_replies() {
-    const VALUE: usize = 48 * 1024;
-    const KEYS: usize = 16;
-    const CLIENTS: usize = 6;
+    // Replies larger than the socket buffers, read a little slowly: when
+    // the signal comes, part of a reply is still in the server's hands, so
+    // a server that just exits cuts it (Debian's memcached does).
+    const VALUE: usize = 900 * 1024;
+    const KEYS: usize = 8;
+    const CLIENTS: usize = 4;
+    const BATCH: usize = 7;
     let mut server = Server::start(&["-t", "2", "-U", "0"]);
     let port = server.port;
     let value = vec![b'x'; VALUE];
@@ -876,12 +932,12 @@ fn sigterm_under_load_exits_zero_with_whole_replies() {
         let batches = Arc::clone(&batches);
         let value = value.clone();
         threads.push(std::thread::spawn(move || -> Result<usize, String> {
-            // One batch: 2 sets, 8 gets, pipelined in one write.
+            // One batch: 1 set, 6 gets, pipelined in one write.
             let mut kinds = Vec::new();
             let mut req = Vec::new();
-            for i in 0..10 {
-                let k = (t * 7 + i) % KEYS;
-                if i < 2 {
+            for i in 0..BATCH {
+                let k = (t * 3 + i) % KEYS;
+                if i < 1 {
                     req.extend_from_slice(format!("set key{k} 0 0 {VALUE}\r\n").as_bytes());
                     req.extend_from_slice(&value);
                     req.extend_from_slice(b"\r\n");
@@ -919,7 +975,10 @@ fn sigterm_under_load_exits_zero_with_whole_replies() {
                     }
                     match s.read(&mut chunk) {
                         Ok(0) => break 'conn,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            std::thread::sleep(Duration::from_micros(500));
+                        }
                         Err(e) if e.kind() == ErrorKind::ConnectionReset => break 'conn,
                         Err(e) => return Err(format!("read: {e}")),
                     }
@@ -942,7 +1001,7 @@ fn sigterm_under_load_exits_zero_with_whole_replies() {
     }
     // Let the load run, then stop the server in the middle of it.
     assert!(eventually(Duration::from_secs(20), || {
-        batches.load(Ordering::Relaxed) >= CLIENTS * 5
+        batches.load(Ordering::Relaxed) >= CLIENTS * 3
     }));
     stop_sent.store(true, Ordering::SeqCst);
     let at_stop = batches.load(Ordering::Relaxed);
@@ -963,7 +1022,7 @@ fn sigterm_under_load_exits_zero_with_whole_replies() {
     for t in threads {
         total += t.join().expect("client thread panicked").expect("client");
     }
-    assert!(at_stop >= CLIENTS * 5 && total >= at_stop * 10);
+    assert!(at_stop >= CLIENTS * 3 && total >= at_stop * BATCH);
 }
 
 // ---------------------------------------------------------------------------
@@ -1136,6 +1195,45 @@ fn haproxy_active_backup_fails_over() {
     }
     // Keys written before the kill are on the backup only with replication
     // (the replication issue extends this test); here: availability.
+
+    // A client that stays connected through the backup.
+    let mut held = Client::connect(fe);
+    assert_eq!(held.call_line(b"set held 0 0 1\r\nh\r\n"), "STORED\r\n");
+
+    // The active node comes back on its port: after `rise` good checks new
+    // connections go to it again, and on-marked-up
+    // shutdown-backup-sessions cuts the client still on the backup so that
+    // it reconnects to the active node.
+    let port1 = mc1.port;
+    let mut cmd = Command::new(binary());
+    cmd.args(["-p", &port1.to_string(), "-l", "127.0.0.1", "-U", "0"]);
+    if is_root() {
+        cmd.args(["-u", "root"]);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("restart mc1");
+    let mut mc1 = Server { child, port: port1 };
+    assert!(
+        mc1.wait_ready(Duration::from_secs(10)),
+        "mc1 did not restart"
+    );
+    let t1 = Instant::now();
+    let back = eventually(Duration::from_secs(10), || {
+        one_shot(fe, b"set back 0 0 1\r\nb\r\n", Duration::from_millis(500)).as_deref()
+            == Some("STORED\r\n")
+            && mc1.connect().stat("curr_items").as_deref() == Some("1")
+    });
+    assert!(back, "traffic did not return to mc1:\n{}", log_text(&log));
+    eprintln!("traffic back on mc1 after {:?}", t1.elapsed());
+    let (_, closed) = held.read_for(Duration::from_secs(5));
+    assert!(
+        closed,
+        "the connection on the backup was not cut when mc1 came back"
+    );
 }
 
 #[test]
