@@ -800,6 +800,21 @@ fn verbosity_levels_log_like_memcached() {
     // journald adds its own timestamps: none of ours under JOURNAL_STREAM.
     assert!(!vv.contains("Z "), "timestamps under JOURNAL_STREAM:\n{vv}");
 
+    assert!(
+        !vv.contains(": going from conn_"),
+        "-vv shows -vvv detail:\n{vv}"
+    );
+    let vvv = session_log(&["-vvv"]);
+    assert!(
+        has_fd_line(&vvv, "<", " set a 0 0 1"),
+        "-vvv lacks the -vv lines:\n{vvv}"
+    );
+    assert!(
+        vvv.lines()
+            .any(|l| l.contains(": going from conn_") && l.contains(" to conn_")),
+        "-vvv shows no state changes:\n{vvv}"
+    );
+
     let v = session_log(&["-v"]);
     assert!(v.contains("Exiting normally"), "{v}");
     assert!(

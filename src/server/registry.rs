@@ -65,7 +65,16 @@ impl ConnInfo {
 
     #[inline]
     pub(crate) fn set_state(&self, s: State) {
-        self.state.store(s as u8, Ordering::Relaxed);
+        let old = self.state.swap(s as u8, Ordering::Relaxed);
+        // -vvv: state changes, in memcached's words.
+        if old != s as u8 {
+            tracing::trace!(
+                "{}: going from {} to {}",
+                self.fd,
+                State::name(old),
+                State::name(s as u8)
+            );
+        }
     }
 
     #[inline]
