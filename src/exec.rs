@@ -30,7 +30,13 @@ pub struct Shared {
     pub memory_limit: AtomicU64,
     /// 1 while the acceptor takes new connections.
     pub accepting: AtomicBool,
+    /// Called with the new level when `verbosity N` changes it (main.rs
+    /// sets it to reload the log filter).
+    pub on_verbosity: std::sync::OnceLock<VerbosityHook>,
 }
+
+/// What `verbosity N` calls besides storing the level.
+pub type VerbosityHook = Box<dyn Fn(u8) + Send + Sync>;
 
 impl Shared {
     pub fn new(config: Config) -> Shared {
@@ -47,6 +53,7 @@ impl Shared {
             verbosity: AtomicU8::new(config.verbosity),
             memory_limit: AtomicU64::new(config.memory_limit_bytes()),
             accepting: AtomicBool::new(true),
+            on_verbosity: std::sync::OnceLock::new(),
             store,
             clock: Clock::new(),
             conns: ConnStats::default(),
@@ -195,9 +202,11 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
         }
         Command::Version => encode::version(out, crate::MEMCACHED_VERSION),
         Command::Verbosity { level, noreply } => {
-            ctx.shared
-                .verbosity
-                .store(level.min(u8::MAX as u32) as u8, Ordering::Relaxed);
+            let level = level.min(u8::MAX as u32) as u8;
+            ctx.shared.verbosity.store(level, Ordering::Relaxed);
+            if let Some(hook) = ctx.shared.on_verbosity.get() {
+                hook(level);
+            }
             if !noreply {
                 encode::reply(out, Reply::Ok);
             }

@@ -38,7 +38,7 @@ fn report_config_error(e: &ConfigError) -> i32 {
 }
 
 /// Changes the log level at run time (the `verbosity` command).
-type SetLevel = Box<dyn Fn(u8) + Send>;
+type SetLevel = twincache::exec::VerbosityHook;
 
 /// The tracing level for a `-v` count: warnings and errors by default,
 /// `-v` info, `-vv` debug (every connection, command and reply), `-vvv`
@@ -100,30 +100,11 @@ fn init_logging(verbosity: u8) -> Option<SetLevel> {
     (!fixed).then_some(set_level)
 }
 
-/// Follows `verbosity N` (which sets `shared.verbosity`) with the log
-/// filter, as memcached's output follows its `settings.verbose`.
-fn follow_verbosity(shared: &Arc<twincache::exec::Shared>, set_level: Option<SetLevel>) {
-    use std::sync::atomic::Ordering;
-    let Some(set_level) = set_level else {
-        return;
-    };
-    let weak = Arc::downgrade(shared);
-    let mut current = shared.verbosity.load(Ordering::Relaxed);
-    let spawned = std::thread::Builder::new()
-        .name("tc-verbosity".into())
-        .spawn(move || loop {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            let Some(shared) = weak.upgrade() else {
-                return;
-            };
-            let v = shared.verbosity.load(Ordering::Relaxed);
-            if v != current {
-                current = v;
-                set_level(v);
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("verbosity changes will not change the log level: {e}");
+/// Makes `verbosity N` change the log filter, as memcached's output
+/// follows its `settings.verbose`.
+fn follow_verbosity(shared: &twincache::exec::Shared, set_level: Option<SetLevel>) {
+    if let Some(set_level) = set_level {
+        let _ = shared.on_verbosity.set(set_level);
     }
 }
 
