@@ -36,7 +36,9 @@
 //! - long `gat`/`gats` lines get the `get` allowance, and every retrieval
 //!   line is bounded by GET_LINE_MAX_LEN (memcached: unbounded `get`).
 
-use super::command::{Args, Command, Keys, StoreVerb, MAX_ARGS};
+use super::command::{
+    Args, CachedumpArgs, ClassSet, Command, CrawlTarget, Float, Keys, Num, StoreVerb, MAX_ARGS,
+};
 use super::error::{ProtocolError, Recovery};
 use super::{GET_LINE_MAX_LEN, KEY_MAX_LEN, LINE_MAX_LEN};
 
@@ -285,12 +287,10 @@ fn parse_line<'a>(buf: &'a [u8], line: &'a [u8], consumed: usize, limits: &Limit
         b"verbosity" => parse_verbosity(rest, consumed),
         b"cache_memlimit" => parse_memlimit(rest, consumed),
         b"shutdown" => parse_shutdown(rest, consumed),
-        b"stats" => complete(
-            Command::Stats {
-                args: collect_args(rest),
-            },
-            consumed,
-        ),
+        b"stats" => parse_stats(rest, consumed),
+        b"slabs" => parse_slabs(rest, consumed),
+        b"lru_crawler" => parse_lru_crawler(rest, consumed),
+        b"lru" => parse_lru(rest, consumed),
         _ => unknown_or_hangup(verb, line, consumed),
     }
 }
@@ -334,10 +334,9 @@ fn unknown_or_hangup<'a>(verb: &[u8], line: &[u8], consumed: usize) -> Parsed<'a
             None => break,
         }
     }
-    if matches!(verb, b"lru" | b"extstore") && count >= 2 {
-        // These admin commands look for `noreply` before refusing their
-        // arguments (observed: `lru x noreply`, `lru noreply` and
-        // `extstore x noreply` answer nothing; `lru` alone answers ERROR).
+    if verb == b"extstore" && count >= 2 {
+        // extstore looks for `noreply` before refusing its arguments
+        // (observed: `extstore x noreply` answers nothing).
         return invalid(ProtocolError::UnknownCommand, consumed, last == b"noreply");
     }
     if !dispatched && last.starts_with(b"HTTP/") {
@@ -739,6 +738,267 @@ fn parse_shutdown(rest: &[u8], consumed: usize) -> Parsed<'_> {
         0 => complete(Command::Shutdown { graceful: false }, consumed),
         1 if a.t[0] == b"graceful" => complete(Command::Shutdown { graceful: true }, consumed),
         _ => invalid(ProtocolError::ShutdownMode, consumed, false),
+    }
+}
+
+/// Most arguments memcached's tokenizer separates after the verb (it keeps
+/// 23 tokens; the rest of a longer line is not looked at by the admin
+/// commands).
+const ADMIN_TOKENS: usize = 22;
+
+/// The arguments of an admin command as memcached's tokenizer sees them:
+/// at most [`ADMIN_TOKENS`], the count capped there.
+struct AdminToks<'a> {
+    t: [&'a [u8]; ADMIN_TOKENS],
+    n: usize,
+}
+
+impl<'a> AdminToks<'a> {
+    fn new(mut rest: &'a [u8]) -> Self {
+        let mut t: [&'a [u8]; ADMIN_TOKENS] = [&[]; ADMIN_TOKENS];
+        let mut n = 0;
+        while n < ADMIN_TOKENS {
+            match next_token(rest) {
+                Some((tok, after)) => {
+                    t[n] = tok;
+                    n += 1;
+                    rest = after;
+                }
+                None => break,
+            }
+        }
+        AdminToks { t, n }
+    }
+
+    /// The last token is exactly `noreply`.
+    fn noreply(&self) -> bool {
+        self.n >= 1 && self.t[self.n - 1] == b"noreply"
+    }
+}
+
+/// memcached's `safe_strtoul`: [`c_strtoull`] kept to its low 32 bits
+/// (observed: `lru_crawler tocrawl 4294967297` sets 1).
+fn c_strtoul32(tok: &[u8]) -> Option<u32> {
+    c_strtoull(tok).map(|v| v as u32)
+}
+
+/// memcached's `safe_strtod`, for plain decimal numbers: leading white
+/// space, a sign, digits with an optional fraction and exponent, then the
+/// end of the token or white space. Infinite results (overflow) are
+/// refused. `inf`, `nan` and hexadecimal forms, which C also reads, are
+/// refused here.
+fn c_strtod(tok: &[u8]) -> Option<f64> {
+    let mut i = 0;
+    while i < tok.len() && is_c_space(tok[i]) {
+        i += 1;
+    }
+    let start = i;
+    if i < tok.len() && (tok[i] == b'+' || tok[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < tok.len() && tok[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - s
+    };
+    let mut mantissa = digits(&mut i);
+    if i < tok.len() && tok[i] == b'.' {
+        i += 1;
+        mantissa += digits(&mut i);
+    }
+    if mantissa == 0 {
+        return None;
+    }
+    if i < tok.len() && (tok[i] == b'e' || tok[i] == b'E') {
+        let mut j = i + 1;
+        if j < tok.len() && (tok[j] == b'+' || tok[j] == b'-') {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        }
+    }
+    if i < tok.len() && !is_c_space(tok[i]) {
+        return None;
+    }
+    let text = std::str::from_utf8(&tok[start..i]).ok()?;
+    let v: f64 = text.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// A 32-bit unsigned argument, or the token when it is not one.
+fn num_u32(tok: &[u8]) -> Num<'_, u32> {
+    match c_strtoul32(tok) {
+        Some(v) => Num::Ok(v),
+        None => Num::Bad(tok),
+    }
+}
+
+/// A signed argument read as memcached's `safe_strtol`.
+fn num_i32(tok: &[u8]) -> Num<'_, i32> {
+    match c_strtol32(tok) {
+        Some(v) => Num::Ok(v),
+        None => Num::Bad(tok),
+    }
+}
+
+fn parse_stats(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let args = collect_args(rest);
+    if args.get(0) != Some(&b"cachedump"[..]) {
+        return complete(Command::Stats { args }, consumed);
+    }
+    let a = AdminToks::new(rest);
+    let spec = if a.n < 3 {
+        CachedumpArgs::Missing(args.get(1))
+    } else {
+        CachedumpArgs::Given {
+            class: num_u32(a.t[1]),
+            limit: num_u32(a.t[2]),
+        }
+    };
+    complete(Command::StatsCachedump(spec), consumed)
+}
+
+/// `slabs reassign <src> <dst>` (exactly) and `slabs automove <level>`
+/// / `slabs automove ratio <r>` (more tokens allowed; a last `noreply`
+/// silences the reply). Observed on 1.6.18: `slabs reassign 1 2 noreply`
+/// -> ERROR; `slabs automove 3` -> ERROR; `slabs automove -1` ->
+/// `CLIENT_ERROR bad command line format`; `slabs automove 1 x` -> OK;
+/// `slabs automove ratio` -> ERROR.
+fn parse_slabs(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let a = AdminToks::new(rest);
+    if a.n == 3 && a.t[0] == b"reassign" {
+        return complete(
+            Command::SlabsReassign {
+                src: num_i32(a.t[1]),
+                dst: num_i32(a.t[2]),
+            },
+            consumed,
+        );
+    }
+    if a.n < 2 || a.t[0] != b"automove" {
+        return unknown(consumed);
+    }
+    let noreply = a.noreply();
+    if a.t[1] == b"ratio" {
+        return match (a.n >= 3).then(|| c_strtod(a.t[2])).flatten() {
+            Some(r) => complete(
+                Command::SlabsAutomoveRatio {
+                    ratio: Float(r),
+                    noreply,
+                },
+                consumed,
+            ),
+            None => invalid(ProtocolError::UnknownCommand, consumed, noreply),
+        };
+    }
+    match c_strtoul32(a.t[1]) {
+        Some(level @ 0..=2) => complete(
+            Command::SlabsAutomove {
+                level: level as u8,
+                noreply,
+            },
+            consumed,
+        ),
+        Some(_) => invalid(ProtocolError::UnknownCommand, consumed, noreply),
+        None => invalid(ProtocolError::BadCommandLine, consumed, noreply),
+    }
+}
+
+/// The class argument of `lru_crawler crawl|metadump`.
+fn crawl_target(tok: &[u8]) -> CrawlTarget<'_> {
+    match tok {
+        b"all" => CrawlTarget::All,
+        b"hash" => CrawlTarget::Hash,
+        _ => {
+            let mut set = ClassSet::default();
+            for piece in tok.split(|&b| b == b',').filter(|p| !p.is_empty()) {
+                match c_strtoul32(piece) {
+                    Some(id) if set.insert(id) => {}
+                    _ => return CrawlTarget::Bad(tok),
+                }
+            }
+            CrawlTarget::Classes(set)
+        }
+    }
+}
+
+/// `lru_crawler crawl|metadump|tocrawl|sleep <arg>` and
+/// `lru_crawler enable|disable`, with exactly that many tokens (observed:
+/// `lru_crawler crawl all noreply` -> ERROR).
+fn parse_lru_crawler(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let a = AdminToks::new(rest);
+    let cmd = match (a.n, a.t[0]) {
+        (2, b"crawl") => Command::LruCrawlerCrawl {
+            target: crawl_target(a.t[1]),
+        },
+        (2, b"metadump") => Command::LruCrawlerMetadump {
+            target: crawl_target(a.t[1]),
+        },
+        (2, b"tocrawl") | (2, b"sleep") => match c_strtoul32(a.t[1]) {
+            Some(v) if a.t[0] == b"sleep" => Command::LruCrawlerSleep { micros: v },
+            Some(v) => Command::LruCrawlerTocrawl { items: v },
+            None => return invalid(ProtocolError::BadCommandLine, consumed, false),
+        },
+        (1, b"enable") => Command::LruCrawlerEnable { on: true },
+        (1, b"disable") => Command::LruCrawlerEnable { on: false },
+        _ => return unknown(consumed),
+    };
+    complete(cmd, consumed)
+}
+
+/// `lru tune|mode|temp_ttl ...`; a last `noreply` silences every reply,
+/// errors included (observed: `lru x noreply` and `lru noreply` answer
+/// nothing; `lru` alone answers ERROR).
+fn parse_lru(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let a = AdminToks::new(rest);
+    let noreply = a.noreply();
+    let refuse = || invalid(ProtocolError::UnknownCommand, consumed, noreply);
+    match a.t[0] {
+        b"tune" if a.n >= 5 => {
+            match (
+                c_strtoul32(a.t[1]),
+                c_strtoul32(a.t[2]),
+                c_strtod(a.t[3]),
+                c_strtod(a.t[4]),
+            ) {
+                (Some(hot_pct), Some(warm_pct), Some(hf), Some(wf)) => complete(
+                    Command::LruTune {
+                        hot_pct,
+                        warm_pct,
+                        hot_factor: Float(hf),
+                        warm_factor: Float(wf),
+                        noreply,
+                    },
+                    consumed,
+                ),
+                _ => refuse(),
+            }
+        }
+        b"mode" if a.n >= 2 => match a.t[1] {
+            b"flat" => complete(
+                Command::LruMode {
+                    segmented: false,
+                    noreply,
+                },
+                consumed,
+            ),
+            b"segmented" => complete(
+                Command::LruMode {
+                    segmented: true,
+                    noreply,
+                },
+                consumed,
+            ),
+            _ => refuse(),
+        },
+        b"temp_ttl" if a.n >= 2 => match c_strtol32(a.t[1]) {
+            Some(ttl) => complete(Command::LruTempTtl { ttl, noreply }, consumed),
+            None => refuse(),
+        },
+        _ => refuse(),
     }
 }
 
