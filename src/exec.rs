@@ -1141,3 +1141,681 @@ fn settings_stats(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     }
     encode::reply(out, Reply::End);
 }
+
+#[cfg(test)]
+mod tests {
+    //! Reply text is compared with what memcached 1.6.18 answered to the
+    //! same request (quoted where it matters).
+
+    use super::*;
+    use crate::protocol::{parse, Limits, Parsed};
+    use crate::storage::ClassReport;
+
+    fn config(args: &[&str]) -> Config {
+        let mut all = vec!["-U", "0", "-l", "127.0.0.1"];
+        all.extend_from_slice(args);
+        match Config::from_args(all.iter().map(std::ffi::OsString::from)) {
+            Ok(c) => c,
+            Err(e) => panic!("{args:?}: {e:?}"),
+        }
+    }
+
+    struct T {
+        shared: Shared,
+        stats: WorkerStats,
+    }
+
+    impl T {
+        fn new(args: &[&str]) -> T {
+            T {
+                shared: Shared::new(config(args)),
+                stats: WorkerStats::default(),
+            }
+        }
+
+        /// Runs every request of `input` like a connection would (long
+        /// replies resumed to their end) and returns all the reply bytes.
+        fn run(&self, input: &[u8]) -> Vec<u8> {
+            let ctx = Ctx {
+                shared: &self.shared,
+                stats: &self.stats,
+                now: self.shared.clock.now(),
+                server: &NoServer,
+            };
+            let mut out = Vec::new();
+            let mut rest = input;
+            while !rest.is_empty() {
+                match parse(rest, &Limits::default()) {
+                    Parsed::Complete { cmd, consumed } => {
+                        if let Flow::Stream(mut cont) = execute(&ctx, &cmd, &mut out) {
+                            let mut steps = 0;
+                            while !resume(&ctx, &mut cont, &mut out) {
+                                steps += 1;
+                                assert!(steps < 1_000_000, "stream never ends");
+                            }
+                        }
+                        rest = &rest[consumed..];
+                    }
+                    Parsed::Invalid {
+                        error,
+                        consumed,
+                        silent,
+                        unlink,
+                        ..
+                    } => {
+                        refused(&ctx, error, unlink, silent, &mut out);
+                        rest = &rest[consumed..];
+                    }
+                    Parsed::Incomplete => panic!("incomplete: {rest:?}"),
+                }
+            }
+            out
+        }
+
+        fn text(&self, input: &str) -> String {
+            String::from_utf8(self.run(input.as_bytes())).expect("utf8")
+        }
+
+        fn setting(&self, name: &str) -> String {
+            let all = self.text("stats settings\r\n");
+            let prefix = format!("STAT {name} ");
+            all.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {name}"))
+                .to_string()
+        }
+    }
+
+    fn class(id: u32, base: u64) -> ClassReport {
+        ClassReport {
+            id,
+            chunk_size: 96,
+            chunks_per_page: 10922,
+            total_pages: 1,
+            total_chunks: 10922,
+            used_chunks: 2,
+            free_chunks: 10920,
+            free_chunks_end: 0,
+            mem_requested: 136,
+            number: 2,
+            number_hot: base + 1,
+            number_warm: base + 2,
+            number_cold: base + 3,
+            age: base + 4,
+            age_hot: base + 5,
+            age_warm: base + 6,
+            evicted: base + 7,
+            evicted_nonzero: base + 8,
+            evicted_time: base + 9,
+            outofmemory: base + 10,
+            tailrepairs: base + 11,
+            reclaimed: base + 12,
+            expired_unfetched: base + 13,
+            evicted_unfetched: base + 14,
+            evicted_active: base + 15,
+            crawler_reclaimed: base + 16,
+            crawler_items_checked: base + 17,
+            lrutail_reflocked: base + 18,
+            moves_to_cold: base + 19,
+            moves_to_warm: base + 20,
+            moves_within_lru: base + 21,
+            direct_reclaims: base + 22,
+            hits_to_hot: base + 23,
+            hits_to_warm: base + 24,
+            hits_to_cold: base + 25,
+            hits_to_temp: base + 26,
+            get_hits: base + 27,
+            cmd_set: base + 28,
+            delete_hits: base + 29,
+            incr_hits: base + 30,
+            decr_hits: base + 31,
+            cas_hits: base + 32,
+            cas_badval: base + 33,
+            touch_hits: base + 34,
+        }
+    }
+
+    fn report() -> MemoryReport {
+        let mut idle = class(5, 0);
+        // A class with pages but no items: in stats slabs only.
+        idle.number = 0;
+        // A class with items but (transiently) no pages: stats items only.
+        let mut nopages = class(7, 0);
+        nopages.total_pages = 0;
+        MemoryReport {
+            classes: vec![class(1, 0), idle, class(6, 100), nopages],
+            active_slabs: 3,
+            total_malloced: 3145728,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stats_slabs_golden() {
+        let mut out = Vec::new();
+        write_slabs(&report(), &mut out);
+        let expected = "\
+STAT 1:chunk_size 96\r\nSTAT 1:chunks_per_page 10922\r\nSTAT 1:total_pages 1\r\n\
+STAT 1:total_chunks 10922\r\nSTAT 1:used_chunks 2\r\nSTAT 1:free_chunks 10920\r\n\
+STAT 1:free_chunks_end 0\r\nSTAT 1:get_hits 27\r\nSTAT 1:cmd_set 28\r\n\
+STAT 1:delete_hits 29\r\nSTAT 1:incr_hits 30\r\nSTAT 1:decr_hits 31\r\n\
+STAT 1:cas_hits 32\r\nSTAT 1:cas_badval 33\r\nSTAT 1:touch_hits 34\r\n\
+STAT 5:chunk_size 96\r\nSTAT 5:chunks_per_page 10922\r\nSTAT 5:total_pages 1\r\n\
+STAT 5:total_chunks 10922\r\nSTAT 5:used_chunks 2\r\nSTAT 5:free_chunks 10920\r\n\
+STAT 5:free_chunks_end 0\r\nSTAT 5:get_hits 27\r\nSTAT 5:cmd_set 28\r\n\
+STAT 5:delete_hits 29\r\nSTAT 5:incr_hits 30\r\nSTAT 5:decr_hits 31\r\n\
+STAT 5:cas_hits 32\r\nSTAT 5:cas_badval 33\r\nSTAT 5:touch_hits 34\r\n\
+STAT 6:chunk_size 96\r\nSTAT 6:chunks_per_page 10922\r\nSTAT 6:total_pages 1\r\n\
+STAT 6:total_chunks 10922\r\nSTAT 6:used_chunks 2\r\nSTAT 6:free_chunks 10920\r\n\
+STAT 6:free_chunks_end 0\r\nSTAT 6:get_hits 127\r\nSTAT 6:cmd_set 128\r\n\
+STAT 6:delete_hits 129\r\nSTAT 6:incr_hits 130\r\nSTAT 6:decr_hits 131\r\n\
+STAT 6:cas_hits 132\r\nSTAT 6:cas_badval 133\r\nSTAT 6:touch_hits 134\r\n\
+STAT active_slabs 3\r\nSTAT total_malloced 3145728\r\nEND\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn stats_slabs_and_items_of_an_empty_cache() {
+        // memcached 1.6.18, fresh: `stats slabs` ->
+        // "STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n";
+        // `stats items` -> "END\r\n".
+        let mut out = Vec::new();
+        write_slabs(&MemoryReport::default(), &mut out);
+        assert_eq!(
+            out,
+            b"STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n"
+        );
+        out.clear();
+        write_items(&MemoryReport::default(), true, &mut out);
+        assert_eq!(out, b"END\r\n");
+    }
+
+    #[test]
+    fn stats_items_golden() {
+        let mut out = Vec::new();
+        let r = MemoryReport {
+            classes: vec![class(1, 0)],
+            ..Default::default()
+        };
+        write_items(&r, true, &mut out);
+        let expected = "\
+STAT items:1:number 2\r\nSTAT items:1:number_hot 1\r\nSTAT items:1:number_warm 2\r\n\
+STAT items:1:number_cold 3\r\nSTAT items:1:age_hot 5\r\nSTAT items:1:age_warm 6\r\n\
+STAT items:1:age 4\r\nSTAT items:1:mem_requested 136\r\nSTAT items:1:evicted 7\r\n\
+STAT items:1:evicted_nonzero 8\r\nSTAT items:1:evicted_time 9\r\n\
+STAT items:1:outofmemory 10\r\nSTAT items:1:tailrepairs 11\r\n\
+STAT items:1:reclaimed 12\r\nSTAT items:1:expired_unfetched 13\r\n\
+STAT items:1:evicted_unfetched 14\r\nSTAT items:1:evicted_active 15\r\n\
+STAT items:1:crawler_reclaimed 16\r\nSTAT items:1:crawler_items_checked 17\r\n\
+STAT items:1:lrutail_reflocked 18\r\nSTAT items:1:moves_to_cold 19\r\n\
+STAT items:1:moves_to_warm 20\r\nSTAT items:1:moves_within_lru 21\r\n\
+STAT items:1:direct_reclaims 22\r\nSTAT items:1:hits_to_hot 23\r\n\
+STAT items:1:hits_to_warm 24\r\nSTAT items:1:hits_to_cold 25\r\n\
+STAT items:1:hits_to_temp 26\r\nEND\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+
+        // Without the LRU maintainer, as memcached -o no_lru_maintainer.
+        let mut out = Vec::new();
+        write_items(&r, false, &mut out);
+        let expected = "\
+STAT items:1:number 2\r\nSTAT items:1:age 4\r\nSTAT items:1:mem_requested 136\r\n\
+STAT items:1:evicted 7\r\nSTAT items:1:evicted_nonzero 8\r\n\
+STAT items:1:evicted_time 9\r\nSTAT items:1:outofmemory 10\r\n\
+STAT items:1:tailrepairs 11\r\nSTAT items:1:reclaimed 12\r\n\
+STAT items:1:expired_unfetched 13\r\nSTAT items:1:evicted_unfetched 14\r\n\
+STAT items:1:crawler_reclaimed 16\r\nSTAT items:1:crawler_items_checked 17\r\n\
+STAT items:1:lrutail_reflocked 18\r\nEND\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+
+        // Only classes holding items are listed, in report order.
+        let mut out = Vec::new();
+        write_items(&report(), true, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let ids: Vec<&str> = text
+            .lines()
+            .filter_map(|l| {
+                l.strip_suffix(" 2")
+                    .and_then(|l| l.strip_prefix("STAT items:"))
+            })
+            .filter(|l| l.ends_with(":number"))
+            .collect();
+        assert_eq!(ids, vec!["1:number", "6:number", "7:number"]);
+        assert!(!text.contains("items:5:"));
+    }
+
+    #[test]
+    fn general_stats_memory_fields_in_memcached_order() {
+        let t = T::new(&[]);
+        let text = t.text("stats\r\n");
+        assert!(text.len() < 4096, "{} bytes", text.len());
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("STAT "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        // The tail of memcached 1.6.18's `stats` (defaults), minus
+        // malloc_fails, log_*, unexpected_napi_ids, round_robin_fallback.
+        let tail = [
+            "hash_power_level",
+            "hash_bytes",
+            "hash_is_expanding",
+            "slab_reassign_rescues",
+            "slab_reassign_chunk_rescues",
+            "slab_reassign_evictions_nomem",
+            "slab_reassign_inline_reclaim",
+            "slab_reassign_busy_items",
+            "slab_reassign_busy_deletes",
+            "slab_reassign_running",
+            "slabs_moved",
+            "lru_crawler_running",
+            "lru_crawler_starts",
+            "lru_maintainer_juggles",
+            "bytes",
+            "curr_items",
+            "total_items",
+            "slab_global_page_pool",
+            "expired_unfetched",
+            "evicted_unfetched",
+            "evicted_active",
+            "evictions",
+            "reclaimed",
+            "crawler_reclaimed",
+            "crawler_items_checked",
+            "lrutail_reflocked",
+            "moves_to_cold",
+            "moves_to_warm",
+            "moves_within_lru",
+            "direct_reclaims",
+            "lru_bumps_dropped",
+            "twincache_version",
+        ];
+        let at = names.iter().position(|&n| n == "hash_power_level").unwrap();
+        assert_eq!(&names[at..], &tail[..]);
+        assert!(text.ends_with("END\r\n"));
+
+        // Off switches drop their fields, as in memcached (observed with
+        // -o no_slab_reassign,no_lru_crawler,no_lru_maintainer).
+        let t = T::new(&["-o", "no_slab_reassign,no_lru_crawler,no_lru_maintainer"]);
+        let text = t.text("stats\r\n");
+        for gone in [
+            "slab_reassign_rescues",
+            "slabs_moved",
+            "lru_crawler_running",
+            "lru_crawler_starts",
+            "lru_maintainer_juggles",
+            "evicted_active",
+            "moves_to_cold",
+            "direct_reclaims",
+            "lru_bumps_dropped",
+        ] {
+            assert!(!text.contains(&format!("STAT {gone} ")), "{gone}");
+        }
+        // `lru_crawler enable` brings the crawler lines back.
+        assert_eq!(t.text("lru_crawler enable\r\n"), "OK\r\n");
+        assert!(t.text("stats\r\n").contains("STAT lru_crawler_starts "));
+    }
+
+    #[test]
+    fn idle_kicks_sits_after_auth_errors() {
+        let t = T::new(&["-o", "idle_timeout=10"]);
+        let text = t.text("stats\r\n");
+        assert!(
+            text.contains("STAT auth_errors 0\r\nSTAT idle_kicks 0\r\nSTAT bytes_read "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn slabs_commands() {
+        let t = T::new(&[]);
+        assert_eq!(t.text("slabs automove 0\r\n"), "OK\r\n");
+        assert_eq!(t.setting("slab_automove"), "0");
+        assert_eq!(t.text("slabs automove 2\r\n"), "OK\r\n");
+        assert_eq!(t.setting("slab_automove"), "2");
+        assert_eq!(t.text("slabs automove 1 noreply\r\n"), "");
+        assert_eq!(t.setting("slab_automove"), "1");
+        assert_eq!(t.text("slabs automove 3\r\n"), "ERROR\r\n");
+        assert_eq!(
+            t.text("slabs automove -1\r\n"),
+            "CLIENT_ERROR bad command line format\r\n"
+        );
+        assert_eq!(t.text("slabs automove ratio 0.5\r\n"), "OK\r\n");
+        assert_eq!(t.setting("slab_automove_ratio"), "0.50");
+        assert_eq!(
+            t.text("slabs reassign x 1\r\n"),
+            "CLIENT_ERROR bad command line format\r\n"
+        );
+        assert_eq!(t.text("slabs reassign 1 2 noreply\r\n"), "ERROR\r\n");
+        // The outcome is the store's; its reply is one of memcached's.
+        let r = t.text("slabs reassign 1 2\r\n");
+        assert!(
+            [
+                "OK\r\n",
+                "BUSY currently processing reassign request\r\n",
+                "BADCLASS invalid src or dst class id\r\n",
+                "NOSPARE source class has no spare pages\r\n",
+                "SAME src and dst class are identical\r\n"
+            ]
+            .contains(&r.as_str()),
+            "{r}"
+        );
+        // -o slab_automove=N is the starting mode.
+        assert_eq!(
+            T::new(&["-o", "slab_automove=2"]).setting("slab_automove"),
+            "2"
+        );
+        // -o no_slab_reassign: memcached checks this before the numbers.
+        let t = T::new(&["-o", "no_slab_reassign"]);
+        for line in ["slabs reassign 1 2\r\n", "slabs reassign x y\r\n"] {
+            assert_eq!(t.text(line), "CLIENT_ERROR slab reassignment disabled\r\n");
+        }
+    }
+
+    #[test]
+    fn lru_crawler_commands() {
+        let t = T::new(&[]);
+        assert_eq!(t.setting("lru_crawler"), "yes");
+        assert_eq!(
+            t.text("lru_crawler enable\r\n"),
+            "ERROR failed to start lru crawler thread\r\n"
+        );
+        assert_eq!(t.text("lru_crawler crawl all\r\n"), "OK\r\n");
+        assert_eq!(
+            t.text("lru_crawler crawl hash\r\n"),
+            "ERROR an unknown error happened\r\n"
+        );
+        assert_eq!(
+            t.text("lru_crawler crawl ,\r\n"),
+            "NOTSTARTED no items to crawl\r\n"
+        );
+        for bad in ["0", "64", "1,x", "ALL"] {
+            assert_eq!(
+                t.text(&format!("lru_crawler crawl {bad}\r\n")),
+                "BADCLASS invalid class id\r\n"
+            );
+            assert_eq!(
+                t.text(&format!("lru_crawler metadump {bad}\r\n")),
+                "BADCLASS invalid class id\r\n"
+            );
+        }
+        assert_eq!(
+            t.text("lru_crawler metadump ,\r\n"),
+            "NOTSTARTED no items to crawl\r\n"
+        );
+        assert_eq!(t.text("lru_crawler sleep 1000000\r\n"), "OK\r\n");
+        assert_eq!(
+            t.text("lru_crawler sleep 1000001\r\n"),
+            "CLIENT_ERROR sleep must be one second or less\r\n"
+        );
+        assert_eq!(t.setting("lru_crawler_sleep"), "1000000");
+        assert_eq!(t.text("lru_crawler tocrawl 4294967297\r\n"), "OK\r\n");
+        assert_eq!(t.setting("lru_crawler_tocrawl"), "1");
+        assert_eq!(t.text("lru_crawler disable\r\n"), "OK\r\n");
+        assert_eq!(t.text("lru_crawler disable\r\n"), "OK\r\n");
+        assert_eq!(t.setting("lru_crawler"), "no");
+        for line in [
+            "lru_crawler crawl all\r\n",
+            "lru_crawler crawl 0\r\n",
+            "lru_crawler metadump all\r\n",
+        ] {
+            assert_eq!(t.text(line), "CLIENT_ERROR lru crawler disabled\r\n");
+        }
+        assert_eq!(t.text("lru_crawler enable\r\n"), "OK\r\n");
+        assert_eq!(t.setting("lru_crawler"), "yes");
+    }
+
+    #[test]
+    fn dumping_disabled() {
+        let t = T::new(&["--disable-dumping"]);
+        for line in [
+            "stats cachedump 1 1\r\n",
+            "stats cachedump\r\n",
+            "stats cachedump x y\r\n",
+        ] {
+            assert_eq!(t.text(line), "CLIENT_ERROR stats cachedump not allowed\r\n");
+        }
+        for line in ["lru_crawler metadump all\r\n", "lru_crawler metadump x\r\n"] {
+            assert_eq!(t.text(line), "ERROR metadump not allowed\r\n");
+        }
+        assert_eq!(t.text("lru_crawler disable\r\n"), "OK\r\n");
+        assert_eq!(
+            t.text("lru_crawler metadump all\r\n"),
+            "CLIENT_ERROR lru crawler disabled\r\n"
+        );
+    }
+
+    #[test]
+    fn cachedump_errors() {
+        let t = T::new(&[]);
+        assert_eq!(
+            t.text("stats cachedump\r\n"),
+            "CLIENT_ERROR bad command line\r\n"
+        );
+        assert_eq!(
+            t.text("stats cachedump 1\r\n"),
+            "CLIENT_ERROR bad command line\r\n"
+        );
+        for line in [
+            "stats cachedump x 1\r\n",
+            "stats cachedump 1 x\r\n",
+            "stats cachedump -1 1\r\n",
+            "stats cachedump 300 x\r\n",
+        ] {
+            assert_eq!(t.text(line), "CLIENT_ERROR bad command line format\r\n");
+        }
+        for line in ["stats cachedump 64 1\r\n", "stats cachedump 200 1\r\n"] {
+            assert_eq!(t.text(line), "CLIENT_ERROR Illegal slab id\r\n");
+        }
+        assert_eq!(t.text("stats cachedump 63 1\r\n"), "END\r\n");
+    }
+
+    fn entry(key: &[u8], class: u32) -> DumpEntry<'_> {
+        DumpEntry {
+            key,
+            exptime: 0,
+            last_access: 1000,
+            cas: 7,
+            fetched: false,
+            class,
+            value_len: 10,
+            size: 75,
+        }
+    }
+
+    #[test]
+    fn cachedump_limit_class_and_size_cap() {
+        let mut out = Vec::new();
+        let mut c = Continuation::new(StreamKind::Cachedump {
+            class: 3,
+            limit: 2,
+            shown: 0,
+            bytes: 0,
+            full: false,
+        });
+        c.take(&entry(b"a", 3), &mut out);
+        c.take(&entry(b"b", 4), &mut out);
+        assert!(!c.finished());
+        c.take(&entry(b"c", 3), &mut out);
+        assert!(c.finished());
+        c.take(&entry(b"d", 3), &mut out);
+        c.finish(&mut out);
+        assert_eq!(
+            out,
+            b"ITEM a [10 b; 0 s]\r\nITEM c [10 b; 0 s]\r\nEND\r\n".to_vec()
+        );
+
+        // Limit 0 means every item, up to memcached's 2 MiB reply.
+        let key = [b'k'; 250];
+        let mut out = Vec::new();
+        let mut c = Continuation::new(StreamKind::Cachedump {
+            class: 1,
+            limit: 0,
+            shown: 0,
+            bytes: 0,
+            full: false,
+        });
+        let mut n = 0;
+        while !c.finished() {
+            c.take(&entry(&key, 1), &mut out);
+            n += 1;
+            assert!(n < 100_000);
+        }
+        c.finish(&mut out);
+        let line = b"ITEM ".len() + 250 + b" [10 b; 0 s]\r\n".len();
+        assert!(out.len() <= CACHEDUMP_MAX_BYTES);
+        assert!(out.len() + line + 6 > CACHEDUMP_MAX_BYTES);
+        assert!(out.ends_with(b"s]\r\nEND\r\n"));
+    }
+
+    #[test]
+    fn metadump_lines() {
+        let mut out = Vec::new();
+        let mut set = ClassSet::default();
+        set.insert(2);
+        let mut c = Continuation::new(StreamKind::Metadump { classes: Some(set) });
+        let mut e = entry(b"k%20/", 2);
+        e.exptime = 1795297383;
+        e.fetched = true;
+        c.take(&e, &mut out);
+        c.take(&entry(b"other", 3), &mut out);
+        c.take(&entry(b"a", 2), &mut out);
+        c.finish(&mut out);
+        // memcached ends each item with a bare \n and the dump with END\r\n.
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "key=k%2520%2F exp=1795297383 la=1000 cas=7 fetch=yes cls=2 size=75\n\
+             key=a exp=-1 la=1000 cas=7 fetch=no cls=2 size=75\nEND\r\n"
+        );
+    }
+
+    #[test]
+    fn metadump_streams_every_item_once() {
+        let t = T::new(&[]);
+        let mut input = Vec::new();
+        for i in 0..3000 {
+            input.extend_from_slice(format!("set key{i} 0 0 3 noreply\r\nabc\r\n").as_bytes());
+        }
+        assert_eq!(t.run(&input), b"");
+        let ctx = Ctx {
+            shared: &t.shared,
+            stats: &t.stats,
+            now: t.shared.clock.now(),
+            server: &NoServer,
+        };
+        let mut out = Vec::new();
+        let cmd = Command::LruCrawlerMetadump {
+            target: CrawlTarget::All,
+        };
+        let Flow::Stream(mut cont) = execute(&ctx, &cmd, &mut out) else {
+            panic!("3000 items fit in one step?")
+        };
+        let mut steps = 1;
+        let mut peak = out.len();
+        loop {
+            let before = out.len();
+            let done = resume(&ctx, &mut cont, &mut out);
+            peak = peak.max(out.len() - before);
+            steps += 1;
+            if done {
+                break;
+            }
+        }
+        assert!(steps > 1);
+        // A step stops after the dump call that passes STREAM_CHUNK; the
+        // lines here are under 80 bytes.
+        assert!(peak <= STREAM_CHUNK + STREAM_SLOTS * 80, "{peak}");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("\nEND\r\n"));
+        let mut keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("key="))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert_eq!(keys.len(), 3000);
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 3000);
+    }
+
+    #[test]
+    fn sizes() {
+        let t = T::new(&[]);
+        // memcached: `stats sizes` -> "STAT sizes_status disabled\r\nEND\r\n";
+        // `stats sizes_enable` -> "STAT sizes_status enabled\r\n" (no END).
+        assert_eq!(
+            t.text("stats sizes\r\n"),
+            "STAT sizes_status disabled\r\nEND\r\n"
+        );
+        assert_eq!(
+            t.text("stats sizes_enable\r\n"),
+            "STAT sizes_status enabled\r\n"
+        );
+        assert_eq!(t.setting("track_sizes"), "yes");
+        assert_eq!(t.text("stats sizes\r\n"), "END\r\n");
+        let mut input = String::new();
+        for i in 0..10 {
+            input.push_str(&format!("set s{i} 0 0 1 noreply\r\nx\r\n"));
+        }
+        input.push_str(&format!(
+            "set big 0 0 300 noreply\r\n{}\r\n",
+            "y".repeat(300)
+        ));
+        t.run(input.as_bytes());
+        let text = t.text("stats sizes\r\n");
+        let mut total = 0;
+        for line in text.lines().filter(|l| l.starts_with("STAT ")) {
+            let mut it = line.split(' ').skip(1);
+            let bucket: u64 = it.next().unwrap().parse().unwrap();
+            let count: u64 = it.next().unwrap().parse().unwrap();
+            assert_eq!(bucket % 32, 0);
+            total += count;
+        }
+        assert_eq!(total, 11);
+        assert!(text.ends_with("END\r\n"));
+        assert_eq!(
+            t.text("stats sizes_disable\r\n"),
+            "STAT sizes_status disabled\r\n"
+        );
+        assert_eq!(t.setting("track_sizes"), "no");
+        // -o track_sizes starts with tracking on.
+        assert_eq!(
+            T::new(&["-o", "track_sizes"]).text("stats sizes\r\n"),
+            "END\r\n"
+        );
+    }
+
+    #[test]
+    fn lru_commands() {
+        let t = T::new(&[]);
+        assert_eq!(t.text("lru tune 10 10 0.5 1.5\r\n"), "OK\r\n");
+        assert_eq!(t.setting("hot_lru_pct"), "10");
+        assert_eq!(t.setting("warm_lru_pct"), "10");
+        assert_eq!(t.setting("hot_max_factor"), "0.50");
+        assert_eq!(t.setting("warm_max_factor"), "1.50");
+        assert_eq!(
+            t.text("lru tune 50 40 0.5 1.5\r\n"),
+            "ERROR hot and warm pcts must not exceed 80\r\n"
+        );
+        assert_eq!(
+            t.text("lru tune 10 10 0 1.5\r\n"),
+            "ERROR hot/warm age factors must be greater than 0\r\n"
+        );
+        assert_eq!(t.text("lru tune 50 40 0.5 1.5 noreply\r\n"), "");
+        assert_eq!(t.text("lru mode flat\r\n"), "OK\r\n");
+        assert_eq!(t.setting("lru_segmented"), "no");
+        assert_eq!(t.text("lru mode segmented\r\n"), "OK\r\n");
+        assert_eq!(t.setting("lru_segmented"), "yes");
+        assert_eq!(t.text("lru temp_ttl 100\r\n"), "OK\r\n");
+        assert_eq!(t.setting("temp_lru"), "yes");
+        assert_eq!(t.setting("temporary_ttl"), "100");
+        assert_eq!(t.text("lru temp_ttl -1\r\n"), "OK\r\n");
+        assert_eq!(t.setting("temp_lru"), "no");
+        assert_eq!(t.setting("temporary_ttl"), "100");
+        assert_eq!(t.text("lru x\r\n"), "ERROR\r\n");
+        // Without the LRU maintainer mode and temp_ttl are refused.
+        let t = T::new(&["-o", "no_lru_maintainer"]);
+        assert_eq!(t.text("lru mode flat\r\n"), "ERROR\r\n");
+        assert_eq!(t.text("lru temp_ttl 5\r\n"), "ERROR\r\n");
+        assert_eq!(t.text("lru tune 10 10 0.5 1.5\r\n"), "OK\r\n");
+    }
+}

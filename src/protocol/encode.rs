@@ -591,6 +591,88 @@ mod tests {
     }
 
     #[test]
+    fn memory_admin_golden_strings() {
+        // Each line as memcached 1.6.18 sent it.
+        for (r, text) in [
+            (
+                Reply::ReassignBusy,
+                "BUSY currently processing reassign request",
+            ),
+            (
+                Reply::ReassignBadClass,
+                "BADCLASS invalid src or dst class id",
+            ),
+            (
+                Reply::ReassignNoSpare,
+                "NOSPARE source class has no spare pages",
+            ),
+            (Reply::ReassignSame, "SAME src and dst class are identical"),
+            (Reply::CrawlerBadClass, "BADCLASS invalid class id"),
+            (Reply::CrawlerNotStarted, "NOTSTARTED no items to crawl"),
+            (Reply::CrawlerError, "ERROR an unknown error happened"),
+            (Reply::CrawlerDisabled, "CLIENT_ERROR lru crawler disabled"),
+            (
+                Reply::CrawlerStartFailed,
+                "ERROR failed to start lru crawler thread",
+            ),
+            (
+                Reply::CrawlerSleepTooLong,
+                "CLIENT_ERROR sleep must be one second or less",
+            ),
+            (Reply::MetadumpDisabled, "ERROR metadump not allowed"),
+            (
+                Reply::CachedumpDisabled,
+                "CLIENT_ERROR stats cachedump not allowed",
+            ),
+            (Reply::CachedumpUsage, "CLIENT_ERROR bad command line"),
+            (Reply::IllegalSlabId, "CLIENT_ERROR Illegal slab id"),
+            (
+                Reply::LruPctTooLarge,
+                "ERROR hot and warm pcts must not exceed 80",
+            ),
+            (
+                Reply::LruFactorNotPositive,
+                "ERROR hot/warm age factors must be greater than 0",
+            ),
+        ] {
+            assert_eq!(r.text(), format!("{text}\r\n").as_bytes());
+        }
+        assert_eq!(
+            enc(|o| class_stat(o, 12, "cmd_set", 3)),
+            b"STAT 12:cmd_set 3\r\n"
+        );
+        assert_eq!(
+            enc(|o| item_class_stat(o, 1, "number", 0)),
+            b"STAT items:1:number 0\r\n"
+        );
+        assert_eq!(enc(|o| size_stat(o, 96, 1)), b"STAT 96 1\r\n");
+        assert_eq!(
+            enc(|o| cachedump_item(o, b"k%20", 200, 0)),
+            b"ITEM k%20 [200 b; 0 s]\r\n"
+        );
+        // Observed: key `a-._~/:!*b\xc3\xa9+` is dumped as below.
+        assert_eq!(
+            enc(|o| url_encode(o, "a-._~/:!*b\u{e9}+".as_bytes())),
+            b"a-._~%2F%3A%21%2Ab%C3%A9%2B"
+        );
+        assert_eq!(
+            enc(|o| metadump_item(
+                o,
+                &MetaItem {
+                    key: b"bb",
+                    exptime: Some(1795297383),
+                    last_access: 1795297283,
+                    cas: 3,
+                    fetched: true,
+                    class: 1,
+                    size: 75
+                }
+            )),
+            b"key=bb exp=1795297383 la=1795297283 cas=3 fetch=yes cls=1 size=75\n"
+        );
+    }
+
+    #[test]
     fn request_golden_strings() {
         use crate::protocol::command::Args;
         use crate::protocol::{Command, Keys, StoreVerb};

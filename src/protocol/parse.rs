@@ -2027,6 +2027,432 @@ mod tests {
         assert_eq!(err(b"stats\tx\r\n"), ProtocolError::UnknownCommand);
     }
 
+    // ---- memory admin commands --------------------------------------------
+    // Replies observed on memcached 1.6.18 for each case are quoted; exec
+    // turns the typed commands into them (its tests check the text).
+
+    #[test]
+    fn stats_cachedump() {
+        let cd = |b: &'static [u8]| match ok(b) {
+            Command::StatsCachedump(spec) => spec,
+            c => panic!("{c:?}"),
+        };
+        // `stats cachedump 1 10` -> items then END.
+        assert_eq!(
+            cd(b"stats cachedump 1 10\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Ok(10)
+            }
+        );
+        // `stats cachedump` / `stats cachedump 1` ->
+        // `CLIENT_ERROR bad command line`.
+        assert_eq!(cd(b"stats cachedump\r\n"), CachedumpArgs::Missing(None));
+        assert_eq!(
+            cd(b"stats  cachedump 1\r\n"),
+            CachedumpArgs::Missing(Some(&b"1"[..]))
+        );
+        // `stats cachedump x 1`, `1 x`, `1 -1` -> `CLIENT_ERROR bad command
+        // line format`.
+        assert_eq!(
+            cd(b"stats cachedump x 1\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Bad(b"x"),
+                limit: Num::Ok(1)
+            }
+        );
+        assert_eq!(
+            cd(b"stats cachedump 1 -1\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Bad(b"-1")
+            }
+        );
+        // `stats cachedump 4294967297 1` reads class 1; `1\t 1` is class 1;
+        // `1 10 extra` ignores the extra token.
+        assert_eq!(
+            cd(b"stats cachedump 4294967297 4294967296\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Ok(0)
+            }
+        );
+        assert_eq!(
+            cd(b"stats cachedump 1\t 1\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Ok(1)
+            }
+        );
+        assert_eq!(
+            cd(b"stats cachedump 300 10 extra\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(300),
+                limit: Num::Ok(10)
+            }
+        );
+        // Other sub-commands stay generic.
+        assert!(matches!(
+            ok(b"stats sizes_enable\r\n"),
+            Command::Stats { .. }
+        ));
+        assert!(matches!(ok(b"stats slabs x\r\n"), Command::Stats { .. }));
+    }
+
+    #[test]
+    fn slabs_commands() {
+        assert_eq!(
+            ok(b"slabs reassign 1 2\r\n"),
+            Command::SlabsReassign {
+                src: Num::Ok(1),
+                dst: Num::Ok(2)
+            }
+        );
+        // `slabs reassign -1 -1` -> SAME; `4294967297 1` -> SAME (32 bits).
+        assert_eq!(
+            ok(b"slabs reassign 4294967297 -1\r\n"),
+            Command::SlabsReassign {
+                src: Num::Ok(1),
+                dst: Num::Ok(-1)
+            }
+        );
+        // `slabs reassign x 1` -> `CLIENT_ERROR bad command line format`
+        // (after the reassign-enabled check, so exec answers it).
+        assert_eq!(
+            ok(b"slabs reassign x 1\r\n"),
+            Command::SlabsReassign {
+                src: Num::Bad(b"x"),
+                dst: Num::Ok(1)
+            }
+        );
+        // `slabs`, `slabs reassign`, `slabs reassign 1`, `slabs reassign 1
+        // 2 x`, `slabs reassign 1 2 noreply`, `slabs automove`, `slabs
+        // bogus x` -> ERROR.
+        for line in [
+            &b"slabs\r\n"[..],
+            b"slabs reassign\r\n",
+            b"slabs reassign 1\r\n",
+            b"slabs reassign 1 2 x\r\n",
+            b"slabs reassign 1 2 noreply\r\n",
+            b"slabs reassign x 1 noreply\r\n",
+            b"slabs automove\r\n",
+            b"slabs bogus x\r\n",
+            // `slabs automove 3` -> ERROR; `ratio` without a number or
+            // with junk -> ERROR.
+            b"slabs automove 3\r\n",
+            b"slabs automove ratio\r\n",
+            b"slabs automove ratio x\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{line:?}");
+        }
+        // `slabs automove -1` / `x` -> `CLIENT_ERROR bad command line format`.
+        assert_eq!(err(b"slabs automove -1\r\n"), ProtocolError::BadCommandLine);
+        assert_eq!(err(b"slabs automove x\r\n"), ProtocolError::BadCommandLine);
+        // A last `noreply` silences everything (`slabs automove x noreply`,
+        // `slabs automove 1 noreply` -> nothing).
+        assert_eq!(
+            silent_err(b"slabs automove x noreply\r\n"),
+            ProtocolError::BadCommandLine
+        );
+        assert_eq!(
+            silent_err(b"slabs automove noreply\r\n"),
+            ProtocolError::BadCommandLine
+        );
+        assert_eq!(
+            ok(b"slabs automove 1 noreply\r\n"),
+            Command::SlabsAutomove {
+                level: 1,
+                noreply: true
+            }
+        );
+        // `slabs automove 1 x y z` -> OK; `4294967297` -> OK (level 1).
+        for line in [
+            &b"slabs automove 1 x y z\r\n"[..],
+            b"slabs automove 4294967297\r\n",
+        ] {
+            assert_eq!(
+                ok(line),
+                Command::SlabsAutomove {
+                    level: 1,
+                    noreply: false
+                }
+            );
+        }
+        assert_eq!(
+            ok(b"slabs automove 0\r\n"),
+            Command::SlabsAutomove {
+                level: 0,
+                noreply: false
+            }
+        );
+        // `slabs automove ratio 0.5 x` -> OK.
+        assert_eq!(
+            ok(b"slabs automove ratio 0.5 x\r\n"),
+            Command::SlabsAutomoveRatio {
+                ratio: Float(0.5),
+                noreply: false
+            }
+        );
+    }
+
+    #[test]
+    fn lru_crawler_commands() {
+        let crawl = |b: &'static [u8]| match ok(b) {
+            Command::LruCrawlerCrawl { target } => target,
+            c => panic!("{c:?}"),
+        };
+        let set = |ids: &[u32]| {
+            let mut s = ClassSet::default();
+            for &i in ids {
+                assert!(s.insert(i));
+            }
+            CrawlTarget::Classes(s)
+        };
+        assert_eq!(crawl(b"lru_crawler crawl all\r\n"), CrawlTarget::All);
+        // `crawl hash` -> `ERROR an unknown error happened` (exec).
+        assert_eq!(crawl(b"lru_crawler crawl hash\r\n"), CrawlTarget::Hash);
+        // `1`, `1,2`, `1,,2`, `,1`, `1,`, `63`, `4294967297` -> OK.
+        assert_eq!(crawl(b"lru_crawler crawl 1,,2\r\n"), set(&[1, 2]));
+        assert_eq!(crawl(b"lru_crawler crawl ,1\r\n"), set(&[1]));
+        assert_eq!(crawl(b"lru_crawler crawl 1,\r\n"), set(&[1]));
+        assert_eq!(crawl(b"lru_crawler crawl 63\r\n"), set(&[63]));
+        assert_eq!(crawl(b"lru_crawler crawl 4294967297\r\n"), set(&[1]));
+        // `,` -> `NOTSTARTED no items to crawl`.
+        assert_eq!(crawl(b"lru_crawler crawl ,\r\n"), set(&[]));
+        // `0`, `64`, `-1`, `1x`, `1,x`, `ALL` -> `BADCLASS invalid class id`.
+        for tok in [&b"0"[..], b"64", b"-1", b"1x", b"1,x", b"ALL"] {
+            let mut line = b"lru_crawler crawl ".to_vec();
+            line.extend_from_slice(tok);
+            line.extend_from_slice(b"\r\n");
+            match ok(&line) {
+                Command::LruCrawlerCrawl { target } => {
+                    assert_eq!(target, CrawlTarget::Bad(tok), "{tok:?}")
+                }
+                c => panic!("{c:?}"),
+            }
+        }
+        assert_eq!(
+            ok(b"lru_crawler metadump hash\r\n"),
+            Command::LruCrawlerMetadump {
+                target: CrawlTarget::Hash
+            }
+        );
+        assert_eq!(
+            ok(b"lru_crawler metadump 1,2\r\n"),
+            Command::LruCrawlerMetadump {
+                target: set(&[1, 2])
+            }
+        );
+        assert_eq!(
+            ok(b"lru_crawler sleep 1000001\r\n"),
+            Command::LruCrawlerSleep { micros: 1_000_001 }
+        );
+        // `sleep 4294967297` / `tocrawl 4294967297` -> OK, value 1.
+        assert_eq!(
+            ok(b"lru_crawler sleep 4294967297\r\n"),
+            Command::LruCrawlerSleep { micros: 1 }
+        );
+        assert_eq!(
+            ok(b"lru_crawler tocrawl 4294967297\r\n"),
+            Command::LruCrawlerTocrawl { items: 1 }
+        );
+        assert_eq!(
+            ok(b"lru_crawler enable\r\n"),
+            Command::LruCrawlerEnable { on: true }
+        );
+        assert_eq!(
+            ok(b"lru_crawler disable\r\n"),
+            Command::LruCrawlerEnable { on: false }
+        );
+        // `sleep x`, `sleep -1`, `tocrawl x`, `tocrawl -1` -> `CLIENT_ERROR
+        // bad command line format`.
+        for line in [
+            &b"lru_crawler sleep x\r\n"[..],
+            b"lru_crawler sleep -1\r\n",
+            b"lru_crawler tocrawl x\r\n",
+            b"lru_crawler tocrawl -1\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::BadCommandLine, "{line:?}");
+        }
+        // Wrong token counts and unknown sub-commands -> ERROR, noreply
+        // not looked at.
+        for line in [
+            &b"lru_crawler\r\n"[..],
+            b"lru_crawler crawl\r\n",
+            b"lru_crawler crawl all x\r\n",
+            b"lru_crawler crawl all noreply\r\n",
+            b"lru_crawler metadump\r\n",
+            b"lru_crawler metadump all noreply\r\n",
+            b"lru_crawler metadump hash x\r\n",
+            b"lru_crawler sleep\r\n",
+            b"lru_crawler enable x\r\n",
+            b"lru_crawler bogus\r\n",
+            b"lru_crawler mgdump all\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn lru_commands() {
+        assert_eq!(
+            ok(b"lru tune 10 10 0.5 1.5\r\n"),
+            Command::LruTune {
+                hot_pct: 10,
+                warm_pct: 10,
+                hot_factor: Float(0.5),
+                warm_factor: Float(1.5),
+                noreply: false
+            }
+        );
+        // Ranges are exec's: `lru tune 50 40 0.5 1.5` -> `ERROR hot and
+        // warm pcts must not exceed 80`; `10 10 0 1.5` -> `ERROR hot/warm
+        // age factors must be greater than 0`.
+        assert!(matches!(
+            ok(b"lru tune 50 40 0 1.5 noreply\r\n"),
+            Command::LruTune {
+                hot_pct: 50,
+                noreply: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            ok(b"lru mode flat\r\n"),
+            Command::LruMode {
+                segmented: false,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            ok(b"lru mode segmented\r\n"),
+            Command::LruMode {
+                segmented: true,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            ok(b"lru temp_ttl -1\r\n"),
+            Command::LruTempTtl {
+                ttl: -1,
+                noreply: false
+            }
+        );
+        // `lru`, `lru tune`, `lru tune 10 10 0.5`, `lru tune 10 10 x 1.5`,
+        // `lru mode`, `lru mode x`, `lru temp_ttl x`, `lru x` -> ERROR.
+        for line in [
+            &b"lru\r\n"[..],
+            b"lru tune\r\n",
+            b"lru tune 10 10 0.5\r\n",
+            b"lru tune 10 10 x 1.5\r\n",
+            b"lru mode\r\n",
+            b"lru mode x\r\n",
+            b"lru temp_ttl x\r\n",
+            b"lru x\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{line:?}");
+        }
+        // `lru tune 10 10 0.5 1.5 noreply` -> nothing.
+        assert!(matches!(
+            ok(b"lru tune 10 10 0.5 1.5 noreply\r\n"),
+            Command::LruTune { noreply: true, .. }
+        ));
+        assert_eq!(
+            silent_err(b"lru tune 10 10 0.5 noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+    }
+
+    #[test]
+    fn c_decimals() {
+        assert_eq!(c_strtod(b"0.5"), Some(0.5));
+        assert_eq!(c_strtod(b"1."), Some(1.0));
+        assert_eq!(c_strtod(b".5"), Some(0.5));
+        assert_eq!(c_strtod(b"-2e3"), Some(-2000.0));
+        assert_eq!(c_strtod(b" 1.5\t"), Some(1.5));
+        assert_eq!(c_strtod(b"1e"), None);
+        assert_eq!(c_strtod(b"1e+"), None);
+        assert_eq!(c_strtod(b"."), None);
+        assert_eq!(c_strtod(b"x"), None);
+        assert_eq!(c_strtod(b"1x"), None);
+        assert_eq!(c_strtod(b"1e999"), None);
+        assert_eq!(c_strtod(b""), None);
+    }
+
+    proptest::proptest! {
+        /// The admin commands: canonical encoding parses back to the same
+        /// command, and every strict prefix is incomplete.
+        #[test]
+        fn admin_requests_round_trip(
+            kind in 0u8..14,
+            a in proptest::prelude::any::<u32>(),
+            b in proptest::prelude::any::<u32>(),
+            x in -1.0e12f64..1.0e12,
+            y in proptest::prelude::any::<f64>(),
+            ids in proptest::prelude::any::<u64>(),
+            noreply in proptest::prelude::any::<bool>(),
+            junk in "[a-z]{1,6}",
+        ) {
+            let mut set = ClassSet::default();
+            for i in 1..=63u32 {
+                if ids & (1 << i) != 0 {
+                    set.insert(i);
+                }
+            }
+            let y = if y.is_finite() { y } else { 2.5 };
+            // A junk token must not be a keyword or a number.
+            let junk = if junk == "all" || junk == "hash" { "x".to_string() } else { junk };
+            let target = match a % 4 {
+                0 => CrawlTarget::All,
+                1 => CrawlTarget::Hash,
+                2 => CrawlTarget::Classes(set),
+                _ => CrawlTarget::Bad(junk.as_bytes()),
+            };
+            let n32 = |v: u32, bad: bool| if bad { Num::Bad(junk.as_bytes()) } else { Num::Ok(v) };
+            let cmd = match kind {
+                0 => Command::StatsCachedump(CachedumpArgs::Given {
+                    class: n32(a, b % 3 == 0),
+                    limit: n32(b, a % 3 == 0),
+                }),
+                1 => Command::StatsCachedump(CachedumpArgs::Missing(
+                    (a % 2 == 0).then_some(junk.as_bytes()),
+                )),
+                2 => Command::SlabsReassign {
+                    src: if b % 3 == 0 { Num::Bad(junk.as_bytes()) } else { Num::Ok(a as i32) },
+                    dst: Num::Ok(b as i32),
+                },
+                3 => Command::SlabsAutomove { level: (a % 3) as u8, noreply },
+                4 => Command::SlabsAutomoveRatio { ratio: Float(x), noreply },
+                5 => Command::LruCrawlerCrawl { target },
+                6 => Command::LruCrawlerMetadump { target },
+                7 => Command::LruCrawlerSleep { micros: a },
+                8 => Command::LruCrawlerTocrawl { items: a },
+                9 => Command::LruCrawlerEnable { on: noreply },
+                10 => Command::LruTune {
+                    hot_pct: a,
+                    warm_pct: b,
+                    hot_factor: Float(x),
+                    warm_factor: Float(y),
+                    noreply,
+                },
+                11 => Command::LruMode { segmented: a % 2 == 0, noreply },
+                12 => Command::LruTempTtl { ttl: a as i32, noreply },
+                _ => Command::SlabsAutomove { level: 2, noreply: false },
+            };
+            let mut bytes = Vec::new();
+            encode::request(&mut bytes, &cmd);
+            match p(&bytes) {
+                Parsed::Complete { cmd: got, consumed } => {
+                    proptest::prop_assert_eq!(consumed, bytes.len());
+                    proptest::prop_assert_eq!(got, cmd);
+                }
+                other => proptest::prop_assert!(false, "{:?} -> {:?}", String::from_utf8_lossy(&bytes), other),
+            }
+            for k in 0..bytes.len() {
+                proptest::prop_assert_eq!(p(&bytes[..k]), Parsed::Incomplete);
+            }
+        }
+    }
+
     #[test]
     fn unknown_commands() {
         // Observed: each -> ERROR.
@@ -2273,6 +2699,26 @@ mod tests {
         b"stats\r\n",
         b"stats settings\r\n",
         b"stats cachedump 1 100\r\n",
+        b"stats cachedump x\r\n",
+        b"stats cachedump 1 -1\r\n",
+        b"slabs reassign 1 2\r\n",
+        b"slabs reassign -1 x\r\n",
+        b"slabs automove 2\r\n",
+        b"slabs automove 1 noreply\r\n",
+        b"slabs automove ratio 0.5\r\n",
+        b"lru_crawler crawl all\r\n",
+        b"lru_crawler crawl 1,2,63\r\n",
+        b"lru_crawler crawl ,\r\n",
+        b"lru_crawler crawl 0\r\n",
+        b"lru_crawler metadump hash\r\n",
+        b"lru_crawler metadump all\n",
+        b"lru_crawler sleep 100\r\n",
+        b"lru_crawler tocrawl 0\r\n",
+        b"lru_crawler enable\r\n",
+        b"lru_crawler disable\r\n",
+        b"lru tune 10 20 0.5 1.5\r\n",
+        b"lru mode flat noreply\r\n",
+        b"lru temp_ttl -1\r\n",
     ];
 
     #[test]
@@ -2315,6 +2761,13 @@ mod tests {
             b"delete a 5\r\n",
             b"GET / HTTP/1.0\r\n",
             b"bogus\r\n",
+            b"slabs automove 3\r\n",
+            b"slabs automove x noreply\r\n",
+            b"slabs reassign 1 2 noreply\r\n",
+            b"lru_crawler sleep x\r\n",
+            b"lru_crawler crawl all noreply\r\n",
+            b"lru tune 1 2 x 1\r\n",
+            b"lru mode x noreply\r\n",
         ];
         for req in refused {
             let whole = p(req);
