@@ -726,3 +726,50 @@ fn per_class_counters() {
         .expect("items number");
     assert!(number.1.parse::<u64>().unwrap() >= 2);
 }
+
+/// With size tracking on from the start, `stats sizes` counts the same
+/// 32-byte buckets as memcached for the same items (memcached's item size:
+/// 48-byte header, key + 1, value + 2, 8 bytes of CAS, 4 for non-zero
+/// flags).
+#[test]
+fn sizes_match_memcached() {
+    let mut load = String::new();
+    for (i, (len, flags)) in [
+        (1usize, 0u32),
+        (5, 0),
+        (100, 7),
+        (300, 0),
+        (300, 1),
+        (5000, 0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        load.push_str(&format!(
+            "set size{i} {flags} 0 {len}\r\n{}\r\n",
+            "q".repeat(*len)
+        ));
+    }
+    let run = |server: &Server| -> String {
+        let mut c = server.connect();
+        c.send(load.as_bytes());
+        for _ in 0..6 {
+            assert_eq!(c.read_line(), b"STORED\r\n");
+        }
+        stats_block(&mut c, "sizes")
+    };
+    let ours = run(&Server::start(&["-o", "track_sizes"]));
+    assert_eq!(
+        stat_lines(&ours)
+            .iter()
+            .map(|(_, v)| v.parse::<u64>().unwrap())
+            .sum::<u64>(),
+        6,
+        "{ours}"
+    );
+    if require_tool("memcached").is_none() {
+        return;
+    }
+    let theirs = run(&Server::start_memcached(&["-o", "track_sizes"]));
+    assert_eq!(ours, theirs);
+}

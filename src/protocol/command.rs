@@ -65,11 +65,11 @@ impl<'a> Iterator for KeyIter<'a> {
     }
 }
 
-/// Up to this many arguments are kept for admin commands (`stats`, `slabs`,
-/// `lru_crawler`, ...). memcached's tokenizer keeps 24 tokens.
+/// Up to this many arguments of `stats` are kept (its sub-commands take at
+/// most two). memcached's tokenizer keeps 24 tokens.
 pub const MAX_ARGS: usize = 8;
 
-/// Whitespace-separated arguments of an admin command.
+/// Space-separated arguments of `stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Args<'a> {
     pub items: [&'a [u8]; MAX_ARGS],

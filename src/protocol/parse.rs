@@ -2453,6 +2453,39 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Admin-looking junk: no panic, and every prefix is either
+        /// incomplete or the verdict of the whole.
+        #[test]
+        fn admin_junk_is_chunk_independent(
+            pieces in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just("slabs ".to_string()),
+                proptest::strategy::Just("lru_crawler ".to_string()),
+                proptest::strategy::Just("lru ".to_string()),
+                proptest::strategy::Just("stats cachedump ".to_string()),
+                proptest::strategy::Just("reassign ".to_string()),
+                proptest::strategy::Just("automove ".to_string()),
+                proptest::strategy::Just("ratio ".to_string()),
+                proptest::strategy::Just("crawl ".to_string()),
+                proptest::strategy::Just("metadump ".to_string()),
+                proptest::strategy::Just("tune ".to_string()),
+                proptest::strategy::Just("noreply".to_string()),
+                proptest::strategy::Just(",".to_string()),
+                proptest::strategy::Just(" ".to_string()),
+                proptest::strategy::Just("\r\n".to_string()),
+                "-?[0-9]{1,12}(\\.[0-9]{0,3})?( |,)?",
+                "[a-z]{1,5} ?",
+            ], 0..14),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let buf = pieces.concat().into_bytes();
+            let whole = p(&buf);
+            let k = cut.index(buf.len() + 1);
+            let part = p(&buf[..k]);
+            proptest::prop_assert!(part == Parsed::Incomplete || part == whole);
+        }
+    }
+
     #[test]
     fn unknown_commands() {
         // Observed: each -> ERROR.
