@@ -456,7 +456,8 @@ fn rss_kib(pid: u32) -> u64 {
 /// whole dump arrives once the client reads, followed by the next reply.
 #[test]
 fn long_metadump_is_produced_as_the_client_reads() {
-    let s = Server::start(&["-m", "256"]);
+    // One worker: the dump and the other client share it.
+    let s = Server::start(&["-m", "256", "-t", "1"]);
     let mut c = s.connect();
     // 60k keys of 200 bytes that URL-encode to 600: about 40 MB of dump.
     let n = 60_000;
@@ -484,15 +485,29 @@ fn long_metadump_is_produced_as_the_client_reads() {
         during < before + 16 * 1024,
         "RSS grew from {before} KiB to {during} KiB while the client was not reading"
     );
+    // Another client of the same worker is served meanwhile.
+    let t = Instant::now();
+    assert_eq!(ask(&mut c, "get nothing\r\n"), "END\r\n");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     let mut got = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut checked_midway = false;
     while !got.ends_with(b"END\r\nVERSION 1.6.18\r\n") {
         assert!(Instant::now() < deadline, "dump did not finish");
         let k = raw.read(&mut buf).unwrap();
         assert!(k > 0, "server closed");
         got.extend_from_slice(&buf[..k]);
+        if !checked_midway && got.len() > 10 << 20 {
+            // Half way through the dump: the other client still gets its
+            // replies.
+            checked_midway = true;
+            let t = Instant::now();
+            assert_eq!(ask(&mut c, "get nothing\r\n"), "END\r\n");
+            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        }
     }
+    assert!(checked_midway);
     assert!(got.len() > 30 << 20, "{} bytes", got.len());
     let lines = got.iter().filter(|&&b| b == b'\n').count();
     // n items + END + VERSION
