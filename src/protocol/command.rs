@@ -65,11 +65,11 @@ impl<'a> Iterator for KeyIter<'a> {
     }
 }
 
-/// Up to this many arguments are kept for admin commands (`stats`, `slabs`,
-/// `lru_crawler`, ...). memcached's tokenizer keeps 24 tokens.
+/// Up to this many arguments of `stats` are kept (its sub-commands take at
+/// most two). memcached's tokenizer keeps 24 tokens.
 pub const MAX_ARGS: usize = 8;
 
-/// Whitespace-separated arguments of an admin command.
+/// Space-separated arguments of `stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Args<'a> {
     pub items: [&'a [u8]; MAX_ARGS],
@@ -156,10 +156,138 @@ pub enum Command<'a> {
     Stats {
         args: Args<'a>,
     },
-    /// Admin commands whose arguments `exec` interprets: `slabs`,
-    /// `lru_crawler`, `lru`, `watch`, `misbehave`, `debugtime`, ...
-    Admin {
-        verb: &'a [u8],
-        args: Args<'a>,
+    /// `stats cachedump <class> <limit>`.
+    StatsCachedump(CachedumpArgs<'a>),
+    /// `slabs reassign <src> <dst>`.
+    SlabsReassign {
+        src: Num<'a, i32>,
+        dst: Num<'a, i32>,
     },
+    /// `slabs automove <0|1|2>`.
+    SlabsAutomove {
+        level: u8,
+        noreply: bool,
+    },
+    /// `slabs automove ratio <r>`.
+    SlabsAutomoveRatio {
+        ratio: Float,
+        noreply: bool,
+    },
+    /// `lru_crawler crawl <classes|all>`.
+    LruCrawlerCrawl {
+        target: CrawlTarget<'a>,
+    },
+    /// `lru_crawler metadump <classes|all|hash>`.
+    LruCrawlerMetadump {
+        target: CrawlTarget<'a>,
+    },
+    /// `lru_crawler sleep <microseconds>` (range checked by exec).
+    LruCrawlerSleep {
+        micros: u32,
+    },
+    /// `lru_crawler tocrawl <n>`.
+    LruCrawlerTocrawl {
+        items: u32,
+    },
+    /// `lru_crawler enable` (true) / `lru_crawler disable`.
+    LruCrawlerEnable {
+        on: bool,
+    },
+    /// `lru tune <hot pct> <warm pct> <hot factor> <warm factor>` (ranges
+    /// checked by exec).
+    LruTune {
+        hot_pct: u32,
+        warm_pct: u32,
+        hot_factor: Float,
+        warm_factor: Float,
+        noreply: bool,
+    },
+    /// `lru mode flat|segmented`.
+    LruMode {
+        segmented: bool,
+        noreply: bool,
+    },
+    /// `lru temp_ttl <seconds>` (negative turns the temporary LRU off).
+    LruTempTtl {
+        ttl: i32,
+        noreply: bool,
+    },
+}
+
+/// A decimal argument as C's `strtod` reads it (finite). Compared bit for
+/// bit, so that commands stay `Eq`.
+#[derive(Debug, Clone, Copy)]
+pub struct Float(pub f64);
+
+impl PartialEq for Float {
+    fn eq(&self, other: &Float) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Float {}
+
+/// A numeric argument as memcached reads it, or the token it could not
+/// read (the reply to a bad number may depend on server state checked
+/// first, so the parser keeps it for exec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Num<'a, T> {
+    Ok(T),
+    Bad(&'a [u8]),
+}
+
+/// The arguments of `stats cachedump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachedumpArgs<'a> {
+    /// Fewer than two arguments (the one given, if any).
+    Missing(Option<&'a [u8]>),
+    Given {
+        class: Num<'a, u32>,
+        limit: Num<'a, u32>,
+    },
+}
+
+/// What `lru_crawler crawl` / `metadump` is asked to walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrawlTarget<'a> {
+    All,
+    /// `hash`: the whole hash table (metadump only).
+    Hash,
+    /// Comma-separated class ids, each 1..=63; empty pieces are skipped,
+    /// so the set may be empty.
+    Classes(ClassSet),
+    /// A list with a piece that is not a class id.
+    Bad(&'a [u8]),
+}
+
+/// A set of slab class ids 1..=63.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClassSet(u64);
+
+impl ClassSet {
+    /// Largest class id memcached accepts in a class list.
+    pub const MAX_ID: u32 = 63;
+
+    /// Adds `id` (again, if already there); false and no change when it
+    /// is not in 1..=63.
+    pub fn insert(&mut self, id: u32) -> bool {
+        if id == 0 || id > Self::MAX_ID {
+            return false;
+        }
+        self.0 |= 1 << id;
+        true
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        id > 0 && id <= Self::MAX_ID && self.0 & (1 << id) != 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The ids in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (1..=Self::MAX_ID).filter(move |&i| self.contains(i))
+    }
 }

@@ -1,6 +1,6 @@
 //! The only place reply text is produced.
 
-use super::command::{Command, StoreVerb};
+use super::command::{CachedumpArgs, Command, CrawlTarget, Num, StoreVerb};
 use super::error::ProtocolError;
 
 /// Fixed one-line replies.
@@ -34,6 +34,42 @@ pub enum Reply {
     MemlimitTooSmall,
     /// `MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes`
     MemlimitNotMegabytes,
+    /// `BUSY currently processing reassign request`
+    ReassignBusy,
+    /// `BADCLASS invalid src or dst class id`
+    ReassignBadClass,
+    /// `NOSPARE source class has no spare pages`
+    ReassignNoSpare,
+    /// `SAME src and dst class are identical`
+    ReassignSame,
+    /// `CLIENT_ERROR slab reassignment disabled`
+    ReassignDisabled,
+    /// `BUSY currently processing crawler request`
+    CrawlerBusy,
+    /// `BADCLASS invalid class id`
+    CrawlerBadClass,
+    /// `NOTSTARTED no items to crawl`
+    CrawlerNotStarted,
+    /// `ERROR an unknown error happened`
+    CrawlerError,
+    /// `CLIENT_ERROR lru crawler disabled`
+    CrawlerDisabled,
+    /// `ERROR failed to start lru crawler thread`
+    CrawlerStartFailed,
+    /// `CLIENT_ERROR sleep must be one second or less`
+    CrawlerSleepTooLong,
+    /// `ERROR metadump not allowed`
+    MetadumpDisabled,
+    /// `CLIENT_ERROR stats cachedump not allowed`
+    CachedumpDisabled,
+    /// `CLIENT_ERROR bad command line` (cachedump with too few arguments)
+    CachedumpUsage,
+    /// `CLIENT_ERROR Illegal slab id`
+    IllegalSlabId,
+    /// `ERROR hot and warm pcts must not exceed 80`
+    LruPctTooLarge,
+    /// `ERROR hot/warm age factors must be greater than 0`
+    LruFactorNotPositive,
 }
 
 impl Reply {
@@ -64,6 +100,24 @@ impl Reply {
             Reply::MemlimitNotMegabytes => {
                 b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
             }
+            Reply::ReassignBusy => b"BUSY currently processing reassign request\r\n",
+            Reply::ReassignBadClass => b"BADCLASS invalid src or dst class id\r\n",
+            Reply::ReassignNoSpare => b"NOSPARE source class has no spare pages\r\n",
+            Reply::ReassignSame => b"SAME src and dst class are identical\r\n",
+            Reply::ReassignDisabled => b"CLIENT_ERROR slab reassignment disabled\r\n",
+            Reply::CrawlerBusy => b"BUSY currently processing crawler request\r\n",
+            Reply::CrawlerBadClass => b"BADCLASS invalid class id\r\n",
+            Reply::CrawlerNotStarted => b"NOTSTARTED no items to crawl\r\n",
+            Reply::CrawlerError => b"ERROR an unknown error happened\r\n",
+            Reply::CrawlerDisabled => b"CLIENT_ERROR lru crawler disabled\r\n",
+            Reply::CrawlerStartFailed => b"ERROR failed to start lru crawler thread\r\n",
+            Reply::CrawlerSleepTooLong => b"CLIENT_ERROR sleep must be one second or less\r\n",
+            Reply::MetadumpDisabled => b"ERROR metadump not allowed\r\n",
+            Reply::CachedumpDisabled => b"CLIENT_ERROR stats cachedump not allowed\r\n",
+            Reply::CachedumpUsage => b"CLIENT_ERROR bad command line\r\n",
+            Reply::IllegalSlabId => b"CLIENT_ERROR Illegal slab id\r\n",
+            Reply::LruPctTooLarge => b"ERROR hot and warm pcts must not exceed 80\r\n",
+            Reply::LruFactorNotPositive => b"ERROR hot/warm age factors must be greater than 0\r\n",
         }
     }
 }
@@ -147,6 +201,101 @@ pub fn stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// One per-class line of `stats slabs`: `STAT <class>:<name> <value>`.
+pub fn class_stat(out: &mut Vec<u8>, class: u32, name: &str, value: u64) {
+    out.extend_from_slice(b"STAT ");
+    push_u64(out, u64::from(class));
+    out.push(b':');
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    push_u64(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One per-class line of `stats items`: `STAT items:<class>:<name> <value>`.
+pub fn item_class_stat(out: &mut Vec<u8>, class: u32, name: &str, value: u64) {
+    out.extend_from_slice(b"STAT items:");
+    push_u64(out, u64::from(class));
+    out.push(b':');
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    push_u64(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One line of `stats sizes`: `STAT <bucket bytes> <items>`.
+pub fn size_stat(out: &mut Vec<u8>, bucket: u64, count: u64) {
+    out.extend_from_slice(b"STAT ");
+    push_u64(out, bucket);
+    out.push(b' ');
+    push_u64(out, count);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One item of `stats cachedump`: `ITEM <key> [<bytes> b; <exptime> s]`
+/// (the key as stored, the absolute expiry or 0).
+pub fn cachedump_item(out: &mut Vec<u8>, key: &[u8], bytes: u64, exptime: u32) {
+    out.extend_from_slice(b"ITEM ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b" [");
+    push_u64(out, bytes);
+    out.extend_from_slice(b" b; ");
+    push_u64(out, u64::from(exptime));
+    out.extend_from_slice(b" s]\r\n");
+}
+
+/// The fields of one `lru_crawler metadump` line.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaItem<'a> {
+    pub key: &'a [u8],
+    /// Absolute expiry, `None` for never (printed as -1).
+    pub exptime: Option<u32>,
+    pub last_access: u32,
+    pub cas: u64,
+    pub fetched: bool,
+    pub class: u32,
+    pub size: u64,
+}
+
+/// One item of `lru_crawler metadump`, ended by a bare `\n` as memcached
+/// does: `key=<url-encoded> exp=<abs|-1> la=<abs> cas=<n> fetch=<yes|no>
+/// cls=<n> size=<n>`.
+pub fn metadump_item(out: &mut Vec<u8>, m: &MetaItem<'_>) {
+    out.extend_from_slice(b"key=");
+    url_encode(out, m.key);
+    out.extend_from_slice(b" exp=");
+    match m.exptime {
+        Some(e) => push_u64(out, u64::from(e)),
+        None => out.extend_from_slice(b"-1"),
+    }
+    out.extend_from_slice(b" la=");
+    push_u64(out, u64::from(m.last_access));
+    out.extend_from_slice(b" cas=");
+    push_u64(out, m.cas);
+    out.extend_from_slice(if m.fetched {
+        b" fetch=yes cls=".as_slice()
+    } else {
+        b" fetch=no cls="
+    });
+    push_u64(out, u64::from(m.class));
+    out.extend_from_slice(b" size=");
+    push_u64(out, m.size);
+    out.push(b'\n');
+}
+
+/// Percent-encodes every byte but ASCII letters, digits and `-._~`, with
+/// upper-case hex digits (observed: `k%20` -> `k%2520`, `/` -> `%2F`).
+pub fn url_encode(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+    }
+}
+
 /// A free-form error line such as `CLIENT_ERROR <msg>` or
 /// `SERVER_ERROR <msg>`.
 pub fn error_line(out: &mut Vec<u8>, kind: &str, msg: &str) {
@@ -162,6 +311,38 @@ pub fn push_i64(out: &mut Vec<u8>, n: i64) {
         out.push(b'-');
     }
     push_u64(out, n.unsigned_abs());
+}
+
+/// A number argument as given: its digits, or the token that was not one.
+fn num<T: Copy>(out: &mut Vec<u8>, n: Num<'_, T>, digits: impl FnOnce(&mut Vec<u8>, T)) {
+    match n {
+        Num::Ok(v) => digits(out, v),
+        Num::Bad(tok) => out.extend_from_slice(tok),
+    }
+}
+
+/// A decimal number in a form C's `strtod` reads back exactly (Rust's
+/// shortest round-trip representation, never in exponent form).
+fn push_f64(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    let _ = write!(out, "{v}");
+}
+
+fn crawl_target(out: &mut Vec<u8>, t: CrawlTarget<'_>) {
+    match t {
+        CrawlTarget::All => out.extend_from_slice(b"all"),
+        CrawlTarget::Hash => out.extend_from_slice(b"hash"),
+        CrawlTarget::Classes(set) if set.is_empty() => out.push(b','),
+        CrawlTarget::Classes(set) => {
+            for (i, id) in set.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_u64(out, u64::from(id));
+            }
+        }
+        CrawlTarget::Bad(tok) => out.extend_from_slice(tok),
+    }
 }
 
 /// The canonical wire form of a request (what a client would send), data
@@ -287,12 +468,91 @@ pub fn request(out: &mut Vec<u8>, cmd: &Command<'_>) {
                 out.extend_from_slice(a);
             }
         }
-        Command::Admin { verb, args } => {
-            out.extend_from_slice(verb);
-            for a in args.as_slice() {
-                out.push(b' ');
-                out.extend_from_slice(a);
+        Command::StatsCachedump(spec) => {
+            out.extend_from_slice(b"stats cachedump");
+            match spec {
+                CachedumpArgs::Missing(None) => {}
+                CachedumpArgs::Missing(Some(a)) => {
+                    out.push(b' ');
+                    out.extend_from_slice(a);
+                }
+                CachedumpArgs::Given { class, limit } => {
+                    out.push(b' ');
+                    num(out, class, |o, v| push_u64(o, u64::from(v)));
+                    out.push(b' ');
+                    num(out, limit, |o, v| push_u64(o, u64::from(v)));
+                }
             }
+        }
+        Command::SlabsReassign { src, dst } => {
+            out.extend_from_slice(b"slabs reassign ");
+            num(out, src, |o, v| push_i64(o, i64::from(v)));
+            out.push(b' ');
+            num(out, dst, |o, v| push_i64(o, i64::from(v)));
+        }
+        Command::SlabsAutomove { level, noreply: nr } => {
+            out.extend_from_slice(b"slabs automove ");
+            push_u64(out, u64::from(level));
+            noreply(out, nr);
+        }
+        Command::SlabsAutomoveRatio { ratio, noreply: nr } => {
+            out.extend_from_slice(b"slabs automove ratio ");
+            push_f64(out, ratio.0);
+            noreply(out, nr);
+        }
+        Command::LruCrawlerCrawl { target } => {
+            out.extend_from_slice(b"lru_crawler crawl ");
+            crawl_target(out, target);
+        }
+        Command::LruCrawlerMetadump { target } => {
+            out.extend_from_slice(b"lru_crawler metadump ");
+            crawl_target(out, target);
+        }
+        Command::LruCrawlerSleep { micros } => {
+            out.extend_from_slice(b"lru_crawler sleep ");
+            push_u64(out, u64::from(micros));
+        }
+        Command::LruCrawlerTocrawl { items } => {
+            out.extend_from_slice(b"lru_crawler tocrawl ");
+            push_u64(out, u64::from(items));
+        }
+        Command::LruCrawlerEnable { on } => out.extend_from_slice(if on {
+            b"lru_crawler enable".as_slice()
+        } else {
+            b"lru_crawler disable"
+        }),
+        Command::LruTune {
+            hot_pct,
+            warm_pct,
+            hot_factor,
+            warm_factor,
+            noreply: nr,
+        } => {
+            out.extend_from_slice(b"lru tune ");
+            push_u64(out, u64::from(hot_pct));
+            out.push(b' ');
+            push_u64(out, u64::from(warm_pct));
+            out.push(b' ');
+            push_f64(out, hot_factor.0);
+            out.push(b' ');
+            push_f64(out, warm_factor.0);
+            noreply(out, nr);
+        }
+        Command::LruMode {
+            segmented,
+            noreply: nr,
+        } => {
+            out.extend_from_slice(if segmented {
+                b"lru mode segmented".as_slice()
+            } else {
+                b"lru mode flat"
+            });
+            noreply(out, nr);
+        }
+        Command::LruTempTtl { ttl, noreply: nr } => {
+            out.extend_from_slice(b"lru temp_ttl ");
+            push_i64(out, i64::from(ttl));
+            noreply(out, nr);
         }
     }
     out.extend_from_slice(b"\r\n");
@@ -328,6 +588,88 @@ mod tests {
             b"SERVER_ERROR object too large for cache\r\n"
         );
         assert_eq!(enc(|o| protocol_error(o, ProtocolError::LineTooLong)), b"");
+    }
+
+    #[test]
+    fn memory_admin_golden_strings() {
+        // Each line as memcached 1.6.18 sent it.
+        for (r, text) in [
+            (
+                Reply::ReassignBusy,
+                "BUSY currently processing reassign request",
+            ),
+            (
+                Reply::ReassignBadClass,
+                "BADCLASS invalid src or dst class id",
+            ),
+            (
+                Reply::ReassignNoSpare,
+                "NOSPARE source class has no spare pages",
+            ),
+            (Reply::ReassignSame, "SAME src and dst class are identical"),
+            (Reply::CrawlerBadClass, "BADCLASS invalid class id"),
+            (Reply::CrawlerNotStarted, "NOTSTARTED no items to crawl"),
+            (Reply::CrawlerError, "ERROR an unknown error happened"),
+            (Reply::CrawlerDisabled, "CLIENT_ERROR lru crawler disabled"),
+            (
+                Reply::CrawlerStartFailed,
+                "ERROR failed to start lru crawler thread",
+            ),
+            (
+                Reply::CrawlerSleepTooLong,
+                "CLIENT_ERROR sleep must be one second or less",
+            ),
+            (Reply::MetadumpDisabled, "ERROR metadump not allowed"),
+            (
+                Reply::CachedumpDisabled,
+                "CLIENT_ERROR stats cachedump not allowed",
+            ),
+            (Reply::CachedumpUsage, "CLIENT_ERROR bad command line"),
+            (Reply::IllegalSlabId, "CLIENT_ERROR Illegal slab id"),
+            (
+                Reply::LruPctTooLarge,
+                "ERROR hot and warm pcts must not exceed 80",
+            ),
+            (
+                Reply::LruFactorNotPositive,
+                "ERROR hot/warm age factors must be greater than 0",
+            ),
+        ] {
+            assert_eq!(r.text(), format!("{text}\r\n").as_bytes());
+        }
+        assert_eq!(
+            enc(|o| class_stat(o, 12, "cmd_set", 3)),
+            b"STAT 12:cmd_set 3\r\n"
+        );
+        assert_eq!(
+            enc(|o| item_class_stat(o, 1, "number", 0)),
+            b"STAT items:1:number 0\r\n"
+        );
+        assert_eq!(enc(|o| size_stat(o, 96, 1)), b"STAT 96 1\r\n");
+        assert_eq!(
+            enc(|o| cachedump_item(o, b"k%20", 200, 0)),
+            b"ITEM k%20 [200 b; 0 s]\r\n"
+        );
+        // Observed: key `a-._~/:!*b\xc3\xa9+` is dumped as below.
+        assert_eq!(
+            enc(|o| url_encode(o, "a-._~/:!*b\u{e9}+".as_bytes())),
+            b"a-._~%2F%3A%21%2Ab%C3%A9%2B"
+        );
+        assert_eq!(
+            enc(|o| metadump_item(
+                o,
+                &MetaItem {
+                    key: b"bb",
+                    exptime: Some(1795297383),
+                    last_access: 1795297283,
+                    cas: 3,
+                    fetched: true,
+                    class: 1,
+                    size: 75
+                }
+            )),
+            b"key=bb exp=1795297383 la=1795297283 cas=3 fetch=yes cls=1 size=75\n"
+        );
     }
 
     #[test]
@@ -436,13 +778,6 @@ mod tests {
         args.items[0] = b"slabs";
         args.len = 1;
         assert_eq!(req(Command::Stats { args }), b"stats slabs\r\n");
-        assert_eq!(
-            req(Command::Admin {
-                verb: b"lru_crawler",
-                args
-            }),
-            b"lru_crawler slabs\r\n"
-        );
         assert_eq!(enc(|o| push_i64(o, i64::MIN)), b"-9223372036854775808");
     }
 }

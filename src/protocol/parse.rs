@@ -36,7 +36,9 @@
 //! - long `gat`/`gats` lines get the `get` allowance, and every retrieval
 //!   line is bounded by GET_LINE_MAX_LEN (memcached: unbounded `get`).
 
-use super::command::{Args, Command, Keys, StoreVerb, MAX_ARGS};
+use super::command::{
+    Args, CachedumpArgs, ClassSet, Command, CrawlTarget, Float, Keys, Num, StoreVerb, MAX_ARGS,
+};
 use super::error::{ProtocolError, Recovery};
 use super::{GET_LINE_MAX_LEN, KEY_MAX_LEN, LINE_MAX_LEN};
 
@@ -285,12 +287,10 @@ fn parse_line<'a>(buf: &'a [u8], line: &'a [u8], consumed: usize, limits: &Limit
         b"verbosity" => parse_verbosity(rest, consumed),
         b"cache_memlimit" => parse_memlimit(rest, consumed),
         b"shutdown" => parse_shutdown(rest, consumed),
-        b"stats" => complete(
-            Command::Stats {
-                args: collect_args(rest),
-            },
-            consumed,
-        ),
+        b"stats" => parse_stats(rest, consumed),
+        b"slabs" => parse_slabs(rest, consumed),
+        b"lru_crawler" => parse_lru_crawler(rest, consumed),
+        b"lru" => parse_lru(rest, consumed),
         _ => unknown_or_hangup(verb, line, consumed),
     }
 }
@@ -334,10 +334,9 @@ fn unknown_or_hangup<'a>(verb: &[u8], line: &[u8], consumed: usize) -> Parsed<'a
             None => break,
         }
     }
-    if matches!(verb, b"lru" | b"extstore") && count >= 2 {
-        // These admin commands look for `noreply` before refusing their
-        // arguments (observed: `lru x noreply`, `lru noreply` and
-        // `extstore x noreply` answer nothing; `lru` alone answers ERROR).
+    if verb == b"extstore" && count >= 2 {
+        // extstore looks for `noreply` before refusing its arguments
+        // (observed: `extstore x noreply` answers nothing).
         return invalid(ProtocolError::UnknownCommand, consumed, last == b"noreply");
     }
     if !dispatched && last.starts_with(b"HTTP/") {
@@ -739,6 +738,267 @@ fn parse_shutdown(rest: &[u8], consumed: usize) -> Parsed<'_> {
         0 => complete(Command::Shutdown { graceful: false }, consumed),
         1 if a.t[0] == b"graceful" => complete(Command::Shutdown { graceful: true }, consumed),
         _ => invalid(ProtocolError::ShutdownMode, consumed, false),
+    }
+}
+
+/// Most arguments memcached's tokenizer separates after the verb (it keeps
+/// 23 tokens; the rest of a longer line is not looked at by the admin
+/// commands).
+const ADMIN_TOKENS: usize = 22;
+
+/// The arguments of an admin command as memcached's tokenizer sees them:
+/// at most [`ADMIN_TOKENS`], the count capped there.
+struct AdminToks<'a> {
+    t: [&'a [u8]; ADMIN_TOKENS],
+    n: usize,
+}
+
+impl<'a> AdminToks<'a> {
+    fn new(mut rest: &'a [u8]) -> Self {
+        let mut t: [&'a [u8]; ADMIN_TOKENS] = [&[]; ADMIN_TOKENS];
+        let mut n = 0;
+        while n < ADMIN_TOKENS {
+            match next_token(rest) {
+                Some((tok, after)) => {
+                    t[n] = tok;
+                    n += 1;
+                    rest = after;
+                }
+                None => break,
+            }
+        }
+        AdminToks { t, n }
+    }
+
+    /// The last token is exactly `noreply`.
+    fn noreply(&self) -> bool {
+        self.n >= 1 && self.t[self.n - 1] == b"noreply"
+    }
+}
+
+/// memcached's `safe_strtoul`: [`c_strtoull`] kept to its low 32 bits
+/// (observed: `lru_crawler tocrawl 4294967297` sets 1).
+fn c_strtoul32(tok: &[u8]) -> Option<u32> {
+    c_strtoull(tok).map(|v| v as u32)
+}
+
+/// memcached's `safe_strtod`, for plain decimal numbers: leading white
+/// space, a sign, digits with an optional fraction and exponent, then the
+/// end of the token or white space. Infinite results (overflow) are
+/// refused. `inf`, `nan` and hexadecimal forms, which C also reads, are
+/// refused here.
+fn c_strtod(tok: &[u8]) -> Option<f64> {
+    let mut i = 0;
+    while i < tok.len() && is_c_space(tok[i]) {
+        i += 1;
+    }
+    let start = i;
+    if i < tok.len() && (tok[i] == b'+' || tok[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < tok.len() && tok[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - s
+    };
+    let mut mantissa = digits(&mut i);
+    if i < tok.len() && tok[i] == b'.' {
+        i += 1;
+        mantissa += digits(&mut i);
+    }
+    if mantissa == 0 {
+        return None;
+    }
+    if i < tok.len() && (tok[i] == b'e' || tok[i] == b'E') {
+        let mut j = i + 1;
+        if j < tok.len() && (tok[j] == b'+' || tok[j] == b'-') {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        }
+    }
+    if i < tok.len() && !is_c_space(tok[i]) {
+        return None;
+    }
+    let text = std::str::from_utf8(&tok[start..i]).ok()?;
+    let v: f64 = text.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// A 32-bit unsigned argument, or the token when it is not one.
+fn num_u32(tok: &[u8]) -> Num<'_, u32> {
+    match c_strtoul32(tok) {
+        Some(v) => Num::Ok(v),
+        None => Num::Bad(tok),
+    }
+}
+
+/// A signed argument read as memcached's `safe_strtol`.
+fn num_i32(tok: &[u8]) -> Num<'_, i32> {
+    match c_strtol32(tok) {
+        Some(v) => Num::Ok(v),
+        None => Num::Bad(tok),
+    }
+}
+
+fn parse_stats(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let args = collect_args(rest);
+    if args.get(0) != Some(&b"cachedump"[..]) {
+        return complete(Command::Stats { args }, consumed);
+    }
+    let a = AdminToks::new(rest);
+    let spec = if a.n < 3 {
+        CachedumpArgs::Missing(args.get(1))
+    } else {
+        CachedumpArgs::Given {
+            class: num_u32(a.t[1]),
+            limit: num_u32(a.t[2]),
+        }
+    };
+    complete(Command::StatsCachedump(spec), consumed)
+}
+
+/// `slabs reassign <src> <dst>` (exactly) and `slabs automove <level>`
+/// / `slabs automove ratio <r>` (more tokens allowed; a last `noreply`
+/// silences the reply). Observed on 1.6.18: `slabs reassign 1 2 noreply`
+/// -> ERROR; `slabs automove 3` -> ERROR; `slabs automove -1` ->
+/// `CLIENT_ERROR bad command line format`; `slabs automove 1 x` -> OK;
+/// `slabs automove ratio` -> ERROR.
+fn parse_slabs(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let a = AdminToks::new(rest);
+    if a.n == 3 && a.t[0] == b"reassign" {
+        return complete(
+            Command::SlabsReassign {
+                src: num_i32(a.t[1]),
+                dst: num_i32(a.t[2]),
+            },
+            consumed,
+        );
+    }
+    if a.n < 2 || a.t[0] != b"automove" {
+        return unknown(consumed);
+    }
+    let noreply = a.noreply();
+    if a.t[1] == b"ratio" {
+        return match (a.n >= 3).then(|| c_strtod(a.t[2])).flatten() {
+            Some(r) => complete(
+                Command::SlabsAutomoveRatio {
+                    ratio: Float(r),
+                    noreply,
+                },
+                consumed,
+            ),
+            None => invalid(ProtocolError::UnknownCommand, consumed, noreply),
+        };
+    }
+    match c_strtoul32(a.t[1]) {
+        Some(level @ 0..=2) => complete(
+            Command::SlabsAutomove {
+                level: level as u8,
+                noreply,
+            },
+            consumed,
+        ),
+        Some(_) => invalid(ProtocolError::UnknownCommand, consumed, noreply),
+        None => invalid(ProtocolError::BadCommandLine, consumed, noreply),
+    }
+}
+
+/// The class argument of `lru_crawler crawl|metadump`.
+fn crawl_target(tok: &[u8]) -> CrawlTarget<'_> {
+    match tok {
+        b"all" => CrawlTarget::All,
+        b"hash" => CrawlTarget::Hash,
+        _ => {
+            let mut set = ClassSet::default();
+            for piece in tok.split(|&b| b == b',').filter(|p| !p.is_empty()) {
+                match c_strtoul32(piece) {
+                    Some(id) if set.insert(id) => {}
+                    _ => return CrawlTarget::Bad(tok),
+                }
+            }
+            CrawlTarget::Classes(set)
+        }
+    }
+}
+
+/// `lru_crawler crawl|metadump|tocrawl|sleep <arg>` and
+/// `lru_crawler enable|disable`, with exactly that many tokens (observed:
+/// `lru_crawler crawl all noreply` -> ERROR).
+fn parse_lru_crawler(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let a = AdminToks::new(rest);
+    let cmd = match (a.n, a.t[0]) {
+        (2, b"crawl") => Command::LruCrawlerCrawl {
+            target: crawl_target(a.t[1]),
+        },
+        (2, b"metadump") => Command::LruCrawlerMetadump {
+            target: crawl_target(a.t[1]),
+        },
+        (2, b"tocrawl") | (2, b"sleep") => match c_strtoul32(a.t[1]) {
+            Some(v) if a.t[0] == b"sleep" => Command::LruCrawlerSleep { micros: v },
+            Some(v) => Command::LruCrawlerTocrawl { items: v },
+            None => return invalid(ProtocolError::BadCommandLine, consumed, false),
+        },
+        (1, b"enable") => Command::LruCrawlerEnable { on: true },
+        (1, b"disable") => Command::LruCrawlerEnable { on: false },
+        _ => return unknown(consumed),
+    };
+    complete(cmd, consumed)
+}
+
+/// `lru tune|mode|temp_ttl ...`; a last `noreply` silences every reply,
+/// errors included (observed: `lru x noreply` and `lru noreply` answer
+/// nothing; `lru` alone answers ERROR).
+fn parse_lru(rest: &[u8], consumed: usize) -> Parsed<'_> {
+    let a = AdminToks::new(rest);
+    let noreply = a.noreply();
+    let refuse = || invalid(ProtocolError::UnknownCommand, consumed, noreply);
+    match a.t[0] {
+        b"tune" if a.n >= 5 => {
+            match (
+                c_strtoul32(a.t[1]),
+                c_strtoul32(a.t[2]),
+                c_strtod(a.t[3]),
+                c_strtod(a.t[4]),
+            ) {
+                (Some(hot_pct), Some(warm_pct), Some(hf), Some(wf)) => complete(
+                    Command::LruTune {
+                        hot_pct,
+                        warm_pct,
+                        hot_factor: Float(hf),
+                        warm_factor: Float(wf),
+                        noreply,
+                    },
+                    consumed,
+                ),
+                _ => refuse(),
+            }
+        }
+        b"mode" if a.n >= 2 => match a.t[1] {
+            b"flat" => complete(
+                Command::LruMode {
+                    segmented: false,
+                    noreply,
+                },
+                consumed,
+            ),
+            b"segmented" => complete(
+                Command::LruMode {
+                    segmented: true,
+                    noreply,
+                },
+                consumed,
+            ),
+            _ => refuse(),
+        },
+        b"temp_ttl" if a.n >= 2 => match c_strtol32(a.t[1]) {
+            Some(ttl) => complete(Command::LruTempTtl { ttl, noreply }, consumed),
+            None => refuse(),
+        },
+        _ => refuse(),
     }
 }
 
@@ -1767,6 +2027,465 @@ mod tests {
         assert_eq!(err(b"stats\tx\r\n"), ProtocolError::UnknownCommand);
     }
 
+    // ---- memory admin commands --------------------------------------------
+    // Replies observed on memcached 1.6.18 for each case are quoted; exec
+    // turns the typed commands into them (its tests check the text).
+
+    #[test]
+    fn stats_cachedump() {
+        let cd = |b: &'static [u8]| match ok(b) {
+            Command::StatsCachedump(spec) => spec,
+            c => panic!("{c:?}"),
+        };
+        // `stats cachedump 1 10` -> items then END.
+        assert_eq!(
+            cd(b"stats cachedump 1 10\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Ok(10)
+            }
+        );
+        // `stats cachedump` / `stats cachedump 1` ->
+        // `CLIENT_ERROR bad command line`.
+        assert_eq!(cd(b"stats cachedump\r\n"), CachedumpArgs::Missing(None));
+        assert_eq!(
+            cd(b"stats  cachedump 1\r\n"),
+            CachedumpArgs::Missing(Some(&b"1"[..]))
+        );
+        // `stats cachedump x 1`, `1 x`, `1 -1` -> `CLIENT_ERROR bad command
+        // line format`.
+        assert_eq!(
+            cd(b"stats cachedump x 1\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Bad(b"x"),
+                limit: Num::Ok(1)
+            }
+        );
+        assert_eq!(
+            cd(b"stats cachedump 1 -1\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Bad(b"-1")
+            }
+        );
+        // `stats cachedump 4294967297 1` reads class 1; `1\t 1` is class 1;
+        // `1 10 extra` ignores the extra token.
+        assert_eq!(
+            cd(b"stats cachedump 4294967297 4294967296\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Ok(0)
+            }
+        );
+        assert_eq!(
+            cd(b"stats cachedump 1\t 1\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(1),
+                limit: Num::Ok(1)
+            }
+        );
+        assert_eq!(
+            cd(b"stats cachedump 300 10 extra\r\n"),
+            CachedumpArgs::Given {
+                class: Num::Ok(300),
+                limit: Num::Ok(10)
+            }
+        );
+        // Other sub-commands stay generic.
+        assert!(matches!(
+            ok(b"stats sizes_enable\r\n"),
+            Command::Stats { .. }
+        ));
+        assert!(matches!(ok(b"stats slabs x\r\n"), Command::Stats { .. }));
+    }
+
+    #[test]
+    fn slabs_commands() {
+        assert_eq!(
+            ok(b"slabs reassign 1 2\r\n"),
+            Command::SlabsReassign {
+                src: Num::Ok(1),
+                dst: Num::Ok(2)
+            }
+        );
+        // `slabs reassign -1 -1` -> SAME; `4294967297 1` -> SAME (32 bits).
+        assert_eq!(
+            ok(b"slabs reassign 4294967297 -1\r\n"),
+            Command::SlabsReassign {
+                src: Num::Ok(1),
+                dst: Num::Ok(-1)
+            }
+        );
+        // `slabs reassign x 1` -> `CLIENT_ERROR bad command line format`
+        // (after the reassign-enabled check, so exec answers it).
+        assert_eq!(
+            ok(b"slabs reassign x 1\r\n"),
+            Command::SlabsReassign {
+                src: Num::Bad(b"x"),
+                dst: Num::Ok(1)
+            }
+        );
+        // `slabs`, `slabs reassign`, `slabs reassign 1`, `slabs reassign 1
+        // 2 x`, `slabs reassign 1 2 noreply`, `slabs automove`, `slabs
+        // bogus x` -> ERROR.
+        for line in [
+            &b"slabs\r\n"[..],
+            b"slabs reassign\r\n",
+            b"slabs reassign 1\r\n",
+            b"slabs reassign 1 2 x\r\n",
+            b"slabs reassign 1 2 noreply\r\n",
+            b"slabs reassign x 1 noreply\r\n",
+            b"slabs automove\r\n",
+            b"slabs bogus x\r\n",
+            // `slabs automove 3` -> ERROR; `ratio` without a number or
+            // with junk -> ERROR.
+            b"slabs automove 3\r\n",
+            b"slabs automove ratio\r\n",
+            b"slabs automove ratio x\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{line:?}");
+        }
+        // `slabs automove -1` / `x` -> `CLIENT_ERROR bad command line format`.
+        assert_eq!(err(b"slabs automove -1\r\n"), ProtocolError::BadCommandLine);
+        assert_eq!(err(b"slabs automove x\r\n"), ProtocolError::BadCommandLine);
+        // A last `noreply` silences everything (`slabs automove x noreply`,
+        // `slabs automove 1 noreply` -> nothing).
+        assert_eq!(
+            silent_err(b"slabs automove x noreply\r\n"),
+            ProtocolError::BadCommandLine
+        );
+        assert_eq!(
+            silent_err(b"slabs automove noreply\r\n"),
+            ProtocolError::BadCommandLine
+        );
+        assert_eq!(
+            ok(b"slabs automove 1 noreply\r\n"),
+            Command::SlabsAutomove {
+                level: 1,
+                noreply: true
+            }
+        );
+        // `slabs automove 1 x y z` -> OK; `4294967297` -> OK (level 1).
+        for line in [
+            &b"slabs automove 1 x y z\r\n"[..],
+            b"slabs automove 4294967297\r\n",
+        ] {
+            assert_eq!(
+                ok(line),
+                Command::SlabsAutomove {
+                    level: 1,
+                    noreply: false
+                }
+            );
+        }
+        assert_eq!(
+            ok(b"slabs automove 0\r\n"),
+            Command::SlabsAutomove {
+                level: 0,
+                noreply: false
+            }
+        );
+        // `slabs automove ratio 0.5 x` -> OK.
+        assert_eq!(
+            ok(b"slabs automove ratio 0.5 x\r\n"),
+            Command::SlabsAutomoveRatio {
+                ratio: Float(0.5),
+                noreply: false
+            }
+        );
+    }
+
+    #[test]
+    fn lru_crawler_commands() {
+        let crawl = |b: &'static [u8]| match ok(b) {
+            Command::LruCrawlerCrawl { target } => target,
+            c => panic!("{c:?}"),
+        };
+        let set = |ids: &[u32]| {
+            let mut s = ClassSet::default();
+            for &i in ids {
+                assert!(s.insert(i));
+            }
+            CrawlTarget::Classes(s)
+        };
+        assert_eq!(crawl(b"lru_crawler crawl all\r\n"), CrawlTarget::All);
+        // `crawl hash` -> `ERROR an unknown error happened` (exec).
+        assert_eq!(crawl(b"lru_crawler crawl hash\r\n"), CrawlTarget::Hash);
+        // `1`, `1,2`, `1,,2`, `,1`, `1,`, `63`, `4294967297` -> OK.
+        assert_eq!(crawl(b"lru_crawler crawl 1,,2\r\n"), set(&[1, 2]));
+        assert_eq!(crawl(b"lru_crawler crawl ,1\r\n"), set(&[1]));
+        assert_eq!(crawl(b"lru_crawler crawl 1,\r\n"), set(&[1]));
+        assert_eq!(crawl(b"lru_crawler crawl 63\r\n"), set(&[63]));
+        assert_eq!(crawl(b"lru_crawler crawl 4294967297\r\n"), set(&[1]));
+        // `,` -> `NOTSTARTED no items to crawl`.
+        assert_eq!(crawl(b"lru_crawler crawl ,\r\n"), set(&[]));
+        // `0`, `64`, `-1`, `1x`, `1,x`, `ALL` -> `BADCLASS invalid class id`.
+        for tok in [&b"0"[..], b"64", b"-1", b"1x", b"1,x", b"ALL"] {
+            let mut line = b"lru_crawler crawl ".to_vec();
+            line.extend_from_slice(tok);
+            line.extend_from_slice(b"\r\n");
+            match ok(&line) {
+                Command::LruCrawlerCrawl { target } => {
+                    assert_eq!(target, CrawlTarget::Bad(tok), "{tok:?}")
+                }
+                c => panic!("{c:?}"),
+            }
+        }
+        assert_eq!(
+            ok(b"lru_crawler metadump hash\r\n"),
+            Command::LruCrawlerMetadump {
+                target: CrawlTarget::Hash
+            }
+        );
+        assert_eq!(
+            ok(b"lru_crawler metadump 1,2\r\n"),
+            Command::LruCrawlerMetadump {
+                target: set(&[1, 2])
+            }
+        );
+        assert_eq!(
+            ok(b"lru_crawler sleep 1000001\r\n"),
+            Command::LruCrawlerSleep { micros: 1_000_001 }
+        );
+        // `sleep 4294967297` / `tocrawl 4294967297` -> OK, value 1.
+        assert_eq!(
+            ok(b"lru_crawler sleep 4294967297\r\n"),
+            Command::LruCrawlerSleep { micros: 1 }
+        );
+        assert_eq!(
+            ok(b"lru_crawler tocrawl 4294967297\r\n"),
+            Command::LruCrawlerTocrawl { items: 1 }
+        );
+        assert_eq!(
+            ok(b"lru_crawler enable\r\n"),
+            Command::LruCrawlerEnable { on: true }
+        );
+        assert_eq!(
+            ok(b"lru_crawler disable\r\n"),
+            Command::LruCrawlerEnable { on: false }
+        );
+        // `sleep x`, `sleep -1`, `tocrawl x`, `tocrawl -1` -> `CLIENT_ERROR
+        // bad command line format`.
+        for line in [
+            &b"lru_crawler sleep x\r\n"[..],
+            b"lru_crawler sleep -1\r\n",
+            b"lru_crawler tocrawl x\r\n",
+            b"lru_crawler tocrawl -1\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::BadCommandLine, "{line:?}");
+        }
+        // Wrong token counts and unknown sub-commands -> ERROR, noreply
+        // not looked at.
+        for line in [
+            &b"lru_crawler\r\n"[..],
+            b"lru_crawler crawl\r\n",
+            b"lru_crawler crawl all x\r\n",
+            b"lru_crawler crawl all noreply\r\n",
+            b"lru_crawler metadump\r\n",
+            b"lru_crawler metadump all noreply\r\n",
+            b"lru_crawler metadump hash x\r\n",
+            b"lru_crawler sleep\r\n",
+            b"lru_crawler enable x\r\n",
+            b"lru_crawler bogus\r\n",
+            b"lru_crawler mgdump all\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn lru_commands() {
+        assert_eq!(
+            ok(b"lru tune 10 10 0.5 1.5\r\n"),
+            Command::LruTune {
+                hot_pct: 10,
+                warm_pct: 10,
+                hot_factor: Float(0.5),
+                warm_factor: Float(1.5),
+                noreply: false
+            }
+        );
+        // Ranges are exec's: `lru tune 50 40 0.5 1.5` -> `ERROR hot and
+        // warm pcts must not exceed 80`; `10 10 0 1.5` -> `ERROR hot/warm
+        // age factors must be greater than 0`.
+        assert!(matches!(
+            ok(b"lru tune 50 40 0 1.5 noreply\r\n"),
+            Command::LruTune {
+                hot_pct: 50,
+                noreply: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            ok(b"lru mode flat\r\n"),
+            Command::LruMode {
+                segmented: false,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            ok(b"lru mode segmented\r\n"),
+            Command::LruMode {
+                segmented: true,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            ok(b"lru temp_ttl -1\r\n"),
+            Command::LruTempTtl {
+                ttl: -1,
+                noreply: false
+            }
+        );
+        // `lru`, `lru tune`, `lru tune 10 10 0.5`, `lru tune 10 10 x 1.5`,
+        // `lru mode`, `lru mode x`, `lru temp_ttl x`, `lru x` -> ERROR.
+        for line in [
+            &b"lru\r\n"[..],
+            b"lru tune\r\n",
+            b"lru tune 10 10 0.5\r\n",
+            b"lru tune 10 10 x 1.5\r\n",
+            b"lru mode\r\n",
+            b"lru mode x\r\n",
+            b"lru temp_ttl x\r\n",
+            b"lru x\r\n",
+        ] {
+            assert_eq!(err(line), ProtocolError::UnknownCommand, "{line:?}");
+        }
+        // `lru tune 10 10 0.5 1.5 noreply` -> nothing.
+        assert!(matches!(
+            ok(b"lru tune 10 10 0.5 1.5 noreply\r\n"),
+            Command::LruTune { noreply: true, .. }
+        ));
+        assert_eq!(
+            silent_err(b"lru tune 10 10 0.5 noreply\r\n"),
+            ProtocolError::UnknownCommand
+        );
+    }
+
+    #[test]
+    fn c_decimals() {
+        assert_eq!(c_strtod(b"0.5"), Some(0.5));
+        assert_eq!(c_strtod(b"1."), Some(1.0));
+        assert_eq!(c_strtod(b".5"), Some(0.5));
+        assert_eq!(c_strtod(b"-2e3"), Some(-2000.0));
+        assert_eq!(c_strtod(b" 1.5\t"), Some(1.5));
+        assert_eq!(c_strtod(b"1e"), None);
+        assert_eq!(c_strtod(b"1e+"), None);
+        assert_eq!(c_strtod(b"."), None);
+        assert_eq!(c_strtod(b"x"), None);
+        assert_eq!(c_strtod(b"1x"), None);
+        assert_eq!(c_strtod(b"1e999"), None);
+        assert_eq!(c_strtod(b""), None);
+    }
+
+    proptest::proptest! {
+        /// The admin commands: canonical encoding parses back to the same
+        /// command, and every strict prefix is incomplete.
+        #[test]
+        fn admin_requests_round_trip(
+            kind in 0u8..14,
+            a in proptest::prelude::any::<u32>(),
+            b in proptest::prelude::any::<u32>(),
+            x in -1.0e12f64..1.0e12,
+            y in proptest::prelude::any::<f64>(),
+            ids in proptest::prelude::any::<u64>(),
+            noreply in proptest::prelude::any::<bool>(),
+            junk in "[a-z]{1,6}",
+        ) {
+            let mut set = ClassSet::default();
+            for i in 1..=63u32 {
+                if ids & (1 << i) != 0 {
+                    set.insert(i);
+                }
+            }
+            let y = if y.is_finite() { y } else { 2.5 };
+            // A junk token must not be a keyword or a number.
+            let junk = if junk == "all" || junk == "hash" { "x".to_string() } else { junk };
+            let target = match a % 4 {
+                0 => CrawlTarget::All,
+                1 => CrawlTarget::Hash,
+                2 => CrawlTarget::Classes(set),
+                _ => CrawlTarget::Bad(junk.as_bytes()),
+            };
+            let n32 = |v: u32, bad: bool| if bad { Num::Bad(junk.as_bytes()) } else { Num::Ok(v) };
+            let cmd = match kind {
+                0 => Command::StatsCachedump(CachedumpArgs::Given {
+                    class: n32(a, b % 3 == 0),
+                    limit: n32(b, a % 3 == 0),
+                }),
+                1 => Command::StatsCachedump(CachedumpArgs::Missing(
+                    (a % 2 == 0).then_some(junk.as_bytes()),
+                )),
+                2 => Command::SlabsReassign {
+                    src: if b % 3 == 0 { Num::Bad(junk.as_bytes()) } else { Num::Ok(a as i32) },
+                    dst: Num::Ok(b as i32),
+                },
+                3 => Command::SlabsAutomove { level: (a % 3) as u8, noreply },
+                4 => Command::SlabsAutomoveRatio { ratio: Float(x), noreply },
+                5 => Command::LruCrawlerCrawl { target },
+                6 => Command::LruCrawlerMetadump { target },
+                7 => Command::LruCrawlerSleep { micros: a },
+                8 => Command::LruCrawlerTocrawl { items: a },
+                9 => Command::LruCrawlerEnable { on: noreply },
+                10 => Command::LruTune {
+                    hot_pct: a,
+                    warm_pct: b,
+                    hot_factor: Float(x),
+                    warm_factor: Float(y),
+                    noreply,
+                },
+                11 => Command::LruMode { segmented: a % 2 == 0, noreply },
+                12 => Command::LruTempTtl { ttl: a as i32, noreply },
+                _ => Command::SlabsAutomove { level: 2, noreply: false },
+            };
+            let mut bytes = Vec::new();
+            encode::request(&mut bytes, &cmd);
+            match p(&bytes) {
+                Parsed::Complete { cmd: got, consumed } => {
+                    proptest::prop_assert_eq!(consumed, bytes.len());
+                    proptest::prop_assert_eq!(got, cmd);
+                }
+                other => proptest::prop_assert!(false, "{:?} -> {:?}", String::from_utf8_lossy(&bytes), other),
+            }
+            for k in 0..bytes.len() {
+                proptest::prop_assert_eq!(p(&bytes[..k]), Parsed::Incomplete);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Admin-looking junk: no panic, and every prefix is either
+        /// incomplete or the verdict of the whole.
+        #[test]
+        fn admin_junk_is_chunk_independent(
+            pieces in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just("slabs ".to_string()),
+                proptest::strategy::Just("lru_crawler ".to_string()),
+                proptest::strategy::Just("lru ".to_string()),
+                proptest::strategy::Just("stats cachedump ".to_string()),
+                proptest::strategy::Just("reassign ".to_string()),
+                proptest::strategy::Just("automove ".to_string()),
+                proptest::strategy::Just("ratio ".to_string()),
+                proptest::strategy::Just("crawl ".to_string()),
+                proptest::strategy::Just("metadump ".to_string()),
+                proptest::strategy::Just("tune ".to_string()),
+                proptest::strategy::Just("noreply".to_string()),
+                proptest::strategy::Just(",".to_string()),
+                proptest::strategy::Just(" ".to_string()),
+                proptest::strategy::Just("\r\n".to_string()),
+                "-?[0-9]{1,12}(\\.[0-9]{0,3})?( |,)?",
+                "[a-z]{1,5} ?",
+            ], 0..14),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let buf = pieces.concat().into_bytes();
+            let whole = p(&buf);
+            let k = cut.index(buf.len() + 1);
+            let part = p(&buf[..k]);
+            proptest::prop_assert!(part == Parsed::Incomplete || part == whole);
+        }
+    }
+
     #[test]
     fn unknown_commands() {
         // Observed: each -> ERROR.
@@ -2013,6 +2732,26 @@ mod tests {
         b"stats\r\n",
         b"stats settings\r\n",
         b"stats cachedump 1 100\r\n",
+        b"stats cachedump x\r\n",
+        b"stats cachedump 1 -1\r\n",
+        b"slabs reassign 1 2\r\n",
+        b"slabs reassign -1 x\r\n",
+        b"slabs automove 2\r\n",
+        b"slabs automove 1 noreply\r\n",
+        b"slabs automove ratio 0.5\r\n",
+        b"lru_crawler crawl all\r\n",
+        b"lru_crawler crawl 1,2,63\r\n",
+        b"lru_crawler crawl ,\r\n",
+        b"lru_crawler crawl 0\r\n",
+        b"lru_crawler metadump hash\r\n",
+        b"lru_crawler metadump all\n",
+        b"lru_crawler sleep 100\r\n",
+        b"lru_crawler tocrawl 0\r\n",
+        b"lru_crawler enable\r\n",
+        b"lru_crawler disable\r\n",
+        b"lru tune 10 20 0.5 1.5\r\n",
+        b"lru mode flat noreply\r\n",
+        b"lru temp_ttl -1\r\n",
     ];
 
     #[test]
@@ -2055,6 +2794,13 @@ mod tests {
             b"delete a 5\r\n",
             b"GET / HTTP/1.0\r\n",
             b"bogus\r\n",
+            b"slabs automove 3\r\n",
+            b"slabs automove x noreply\r\n",
+            b"slabs reassign 1 2 noreply\r\n",
+            b"lru_crawler sleep x\r\n",
+            b"lru_crawler crawl all noreply\r\n",
+            b"lru tune 1 2 x 1\r\n",
+            b"lru mode x noreply\r\n",
         ];
         for req in refused {
             let whole = p(req);

@@ -132,8 +132,10 @@ impl Acceptor {
                 match self.listeners[i].accept() {
                     Ok((stream, addr)) => {
                         if curr >= max {
-                            reject(stream);
+                            // Counted before the reply: a client that reads
+                            // the refusal then asks `stats` must see it.
                             conns.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                            reject(stream);
                             continue;
                         }
                         self.hand_off(stream, addr, i);

@@ -11,6 +11,14 @@
 //! neither parses nor reads until the client has taken the replies.
 //! Replies of a pipeline are batched into one write per wake.
 //!
+//! A long reply (`lru_crawler metadump`, `stats cachedump`, `stats
+//! sizes`) comes from `exec` as a continuation: the connection produces
+//! it a chunk at a time, only while fewer than [`STREAM_LOW`] reply bytes
+//! wait to be sent, and parses no later request until it is complete, so
+//! replies keep the order of the requests and a dump of millions of keys
+//! never sits in memory at once. Each chunk counts against the `-R`
+//! budget like a request.
+//!
 //! Readiness is edge-triggered and a connection is registered once for
 //! both directions, so there is no `reregister` on the request path;
 //! `readable` remembers whether the socket may still hold unread bytes. A
@@ -21,7 +29,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use crate::config::BindingProtocol;
-use crate::exec::{self, Ctx, Flow};
+use crate::exec::{self, Continuation, Ctx, Flow};
 use crate::protocol::{parse, Limits, Parsed, Recovery};
 
 use super::listener::Stream;
@@ -38,6 +46,9 @@ const WBUF_POOL_MAX_CAP: usize = 256 * 1024;
 /// Above this many unsent reply bytes a connection stops parsing and
 /// reading. One request may overshoot it by its own reply.
 pub(crate) const OUT_HIGH: usize = 1024 * 1024;
+/// While a long reply is being produced, its next chunk is made only
+/// when fewer than this many reply bytes wait to be sent.
+pub(crate) const STREAM_LOW: usize = 256 * 1024;
 /// When a connection yields (per-wake budget spent), its replies are sent
 /// right away only once they reach this size; smaller ones ride along with
 /// the next batch.
@@ -160,6 +171,8 @@ pub(crate) struct Connection {
     wpos: usize,
     /// Bytes still to discard (a refused value block).
     swallow: usize,
+    /// A long reply still being produced.
+    cont: Option<Continuation>,
     /// The socket may hold unread bytes (no short read since the last
     /// readiness event).
     pub(crate) readable: bool,
@@ -192,6 +205,7 @@ impl Connection {
             wbuf: Vec::new(),
             wpos: 0,
             swallow: 0,
+            cont: None,
             readable: true,
             eof: false,
             hup: false,
@@ -214,7 +228,18 @@ impl Connection {
 
     /// True when no reply waits to be sent (idle-timeout candidates).
     pub(crate) fn nothing_to_send(&self) -> bool {
-        self.pending_out() == 0
+        self.pending_out() == 0 && self.cont.is_none()
+    }
+
+    /// Unsent reply bytes above which the connection stops producing
+    /// replies until the client takes some.
+    #[inline]
+    fn out_limit(&self) -> usize {
+        if self.cont.is_some() {
+            STREAM_LOW
+        } else {
+            OUT_HIGH
+        }
     }
 
     /// Runs the connection as far as it can go this wake.
@@ -236,7 +261,7 @@ impl Connection {
                     if self.flush(env).is_err() {
                         return Outcome::Close;
                     }
-                    if self.pending_out() >= OUT_HIGH {
+                    if self.pending_out() >= self.out_limit() {
                         // The client is not reading: wait for writability.
                         self.finish_wake(env, served, pools);
                         return Outcome::Idle;
@@ -288,8 +313,21 @@ impl Connection {
             if self.closing {
                 return Stop::Closing;
             }
-            if self.pending_out() >= OUT_HIGH {
+            if self.pending_out() >= self.out_limit() {
                 return Stop::Backpressure;
+            }
+            if let Some(cont) = self.cont.as_mut() {
+                if *budget == 0 {
+                    return Stop::Budget;
+                }
+                *budget -= 1;
+                if self.wbuf.capacity() == 0 {
+                    self.wbuf = pools.take_wbuf();
+                }
+                if exec::resume(&env.ctx, cont, &mut self.wbuf) {
+                    self.cont = None;
+                }
+                continue;
             }
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rstart);
@@ -340,6 +378,7 @@ impl Connection {
                     self.rstart += consumed;
                     match flow {
                         Flow::Continue => {}
+                        Flow::Stream(cont) => self.cont = Some(cont),
                         Flow::Close => self.closing = true,
                         Flow::Shutdown { .. } => {
                             self.closing = true;
@@ -503,7 +542,7 @@ impl Connection {
         }
         let state = if self.closing {
             State::Closing
-        } else if self.pending_out() > 0 {
+        } else if self.pending_out() > 0 || self.cont.is_some() {
             State::Mwrite
         } else if self.swallow > 0 {
             State::Swallow
