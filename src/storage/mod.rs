@@ -314,6 +314,10 @@ pub struct Store {
     mover: Mutex<Mover>,
     moving: AtomicBool,
     am: Mutex<AutoMove>,
+    /// The class whose LRU tail is oldest among those with a spare page,
+    /// and that tail's time: `class << 32 | time`, 0 = none. Refreshed
+    /// once a second and after each page it gives.
+    donor: AtomicU64,
     crawl: Mutex<Crawl>,
     ms: MoveStats,
 }
@@ -375,6 +379,7 @@ impl Store {
             mover: Mutex::new(Mover::default()),
             moving: AtomicBool::new(false),
             am: Mutex::new(AutoMove::default()),
+            donor: AtomicU64::new(0),
             crawl: Mutex::new(Crawl::default()),
             ms: MoveStats::default(),
             cfg,
@@ -503,6 +508,9 @@ impl Store {
         if !self.cfg.evictions {
             return Err(c);
         }
+        if self.donor_for(c, v.now).is_some() {
+            return Err(c);
+        }
         if let (Some(mine), Some((_, oldest))) = (sh.tail_time(c), self.oldest_tail(c)) {
             if mine <= oldest {
                 if let Some(r) = sh.evict_one(c, v) {
@@ -582,12 +590,57 @@ impl Store {
         chunks.div_ceil(per) <= self.slabs.limit_pages()
     }
 
-    /// Makes room for a chunk of class `c` with no lock held: evicts the
+    /// With automove on, the class that should give class `c` a page
+    /// instead of `c` evicting: its LRU tail is clearly older than the
+    /// tail `c` would evict (memcached's automove judges page value by
+    /// tail age the same way, but only once per window).
+    fn donor_for(&self, c: usize, now: u32) -> Option<usize> {
+        let d = self.donor.load(Ordering::Relaxed);
+        if d == 0 || self.automove() == 0 {
+            return None;
+        }
+        let (dc, dt) = ((d >> 32) as usize, d as u32);
+        if dc == c {
+            return None;
+        }
+        // The donor's oldest item must be older than the one `c` would
+        // evict by more than the clock's granularity (two seconds), so
+        // that classes of equal age do not trade pages back and forth.
+        let mine = self.oldest_tail(c).map(|(_, t)| t).unwrap_or(now);
+        (dt.saturating_add(2) <= mine).then_some(dc)
+    }
+
+    /// Recomputes the donor class (see `donor`).
+    fn refresh_donor(&self) {
+        let mut best: Option<(usize, u32)> = None;
+        for c in 1..self.slabs.classes.len() {
+            if self.slabs.lock_class(c).pages.len() < 2 {
+                continue;
+            }
+            if let Some((_, t)) = self.oldest_tail(c) {
+                if best.is_none_or(|(_, bt)| t < bt) {
+                    best = Some((c, t));
+                }
+            }
+        }
+        let v = best.map(|(c, t)| (c as u64) << 32 | t as u64).unwrap_or(0);
+        self.donor.store(v, Ordering::Relaxed);
+    }
+
+    /// Makes room for a chunk of class `c` with no lock held: takes a page
+    /// from a class with much older items (automove on), else evicts the
     /// oldest tail of the class (keeping the chunk in `res`), or moves a
     /// page from another class when no shard has an item of `c`.
     fn make_room(&self, c: usize, res: &mut Vec<Ref>, now: u32) -> bool {
         if !self.cfg.evictions {
             return false;
+        }
+        if let Some(src) = self.donor_for(c, now) {
+            let moved = self.move_page_now(src, c, now);
+            self.refresh_donor();
+            if moved {
+                return true;
+            }
         }
         for _ in 0..4 {
             match self.oldest_tail(c) {
@@ -1437,39 +1490,43 @@ impl Store {
     /// `src` (-1: any class with a spare page) to class `dst` (0: the
     /// global page pool); the maintenance pass carries it out.
     pub fn slabs_reassign(&self, src: i64, dst: i64) -> ReassignOutcome {
+        // memcached's order of checks: busy, same, pick any, bad, no spare.
         let n = self.slabs.classes.len() as i64;
-        if src == dst && src != -1 {
-            return ReassignOutcome::Same;
-        }
-        if dst < 0 || dst >= n || src < -1 || src == 0 || src >= n {
-            return ReassignOutcome::BadClass;
-        }
         let mut m = self.lock_mover();
         if m.active.is_some() || self.moving.load(Ordering::Acquire) {
             return ReassignOutcome::Running;
         }
+        if src == dst {
+            return ReassignOutcome::Same;
+        }
         let pages = |c: usize| self.slabs.lock_class(c).pages.len();
         let src = if src == -1 {
             let start = m.rr;
-            let found = (0..n as usize - 1)
-                .map(|k| 1 + (start + k) % (n as usize - 1))
-                .find(|&c| c != dst as usize && pages(c) > 1);
             m.rr = m.rr.wrapping_add(1);
-            match found {
-                Some(c) => c,
-                None => return ReassignOutcome::NoSpare,
-            }
+            (0..n as usize - 1)
+                .map(|k| 1 + (start + k) % (n as usize - 1))
+                .find(|&c| c as i64 != dst && pages(c) > 1)
+                .map(|c| c as i64)
+                .unwrap_or(-1)
         } else {
-            src as usize
+            src
         };
-        if src == dst as usize {
-            return ReassignOutcome::Same;
+        if src < 0 || src >= n || dst < 0 || dst >= n {
+            return ReassignOutcome::BadClass;
         }
-        if pages(src) < 2 {
+        if src == 0 {
+            // From the global page pool: a free page goes at once.
+            if dst == 0 || !self.slabs.pool_page_to_class(dst as usize) {
+                return ReassignOutcome::NoSpare;
+            }
+            self.ms.slabs_moved.fetch_add(1, Ordering::Relaxed);
+            return ReassignOutcome::Ok;
+        }
+        if pages(src as usize) < 2 {
             return ReassignOutcome::NoSpare;
         }
         m.active = Some(Move {
-            src,
+            src: src as usize,
             dst: dst as usize,
             page: None,
             next_shard: 0,
@@ -1555,7 +1612,7 @@ impl Store {
     /// One automove decision per second of `now`.
     fn automove_tick(&self, now: u32) {
         let mode = self.automove();
-        if mode == 0 || self.moving.load(Ordering::Acquire) {
+        if mode == 0 {
             return;
         }
         let mut am = self.am.lock().unwrap_or_else(|p| p.into_inner());
@@ -1563,6 +1620,10 @@ impl Store {
             return;
         }
         am.last_tick = now;
+        self.refresh_donor();
+        if self.moving.load(Ordering::Acquire) {
+            return;
+        }
         let sums = self.class_sums();
         let n = sums.len();
         if am.last_evicted.len() != n {

@@ -360,6 +360,19 @@ impl Slabs {
         }
     }
 
+    /// Moves a page from the global pool to class `c`; false when the pool
+    /// has none.
+    pub(crate) fn pool_page_to_class(&self, c: usize) -> bool {
+        let id = self.lock_pool().free.pop();
+        match id {
+            Some(id) => {
+                self.page_to_class(id, c);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Gives page `id` (empty, out of its old class) to class `c`.
     pub(crate) fn page_to_class(&self, id: u32, c: usize) {
         let mut a = self.lock_class(c);
