@@ -54,6 +54,8 @@ pub(crate) struct ClassLru {
     pub head: Ref,
     pub tail: Ref,
     pub number: u64,
+    /// Items among them whose value continues in other chunks.
+    pub chained: u64,
     /// memcached-accounted bytes of these items.
     pub requested: u64,
     pub c: ClassCounters,
@@ -65,6 +67,7 @@ impl Default for ClassLru {
             head: NIL,
             tail: NIL,
             number: 0,
+            chained: 0,
             requested: 0,
             c: ClassCounters::default(),
         }
@@ -620,8 +623,10 @@ impl Shard {
             self.publish_tail(c);
         }
         let size = self.size(r);
+        let chained = self.is_chained(r) as u64;
         let l = &mut self.lru[c];
         l.number -= 1;
+        l.chained -= chained;
         l.requested -= size;
         self.len -= 1;
         self.chunks(r)
@@ -661,8 +666,10 @@ impl Shard {
             self.publish_tail(c);
         }
         let size = self.size(r);
+        let chained = self.is_chained(r) as u64;
         let l = &mut self.lru[c];
         l.number += 1;
+        l.chained += chained;
         l.requested += size;
         l.c.total_items += 1;
         self.len += 1;
@@ -848,12 +855,13 @@ impl Shard {
             }
             r = self.rd32(r, NEXT);
         }
-        // Chained items (their heads are in the largest class) can have
-        // their last chunk in a smaller class.
+        // Chained items of other classes can have a chunk here.
         let mut tails = Vec::new();
-        let big = self.lru.len() - 1;
-        if c != big {
-            let mut r = self.lru[big].head;
+        for oc in 1..self.lru.len() {
+            if oc == c || self.lru[oc].chained == 0 {
+                continue;
+            }
+            let mut r = self.lru[oc].head;
             while r != NIL {
                 if self.is_chained(r)
                     && self.chunks(r)[1..]
@@ -922,6 +930,7 @@ impl Shard {
         for (c, l) in self.lru.iter().enumerate() {
             let mut n = 0u64;
             let mut bytes = 0;
+            let mut chained = 0u64;
             let mut i = l.head;
             let mut prev = NIL;
             while i != NIL {
@@ -933,6 +942,7 @@ impl Shard {
                     return Err(format!("class {c} LRU longer than its count"));
                 }
                 bytes += self.size(i);
+                chained += self.is_chained(i) as u64;
                 let h = self.hash32(self.key(i));
                 if self.find(self.key(i), h) != Some(i) {
                     return Err(format!("class {c}: LRU item not in the table"));
@@ -945,6 +955,9 @@ impl Shard {
                     "class {c}: LRU has {n}, count {}, table {}",
                     l.number, per_class[c]
                 ));
+            }
+            if chained != l.chained {
+                return Err(format!("class {c}: {chained} chained, count {}", l.chained));
             }
             if bytes != l.requested {
                 return Err(format!("class {c}: bytes {bytes} != {}", l.requested));
