@@ -97,6 +97,15 @@ impl Shared {
             item_size_max: config.item_size_max,
             evictions: config.evictions,
             cas_enabled: config.cas_enabled,
+            growth_factor: config.growth_factor,
+            chunk_size: config.chunk_size,
+            slab_chunk_max: config.tuning.slab_chunk_max.max(1) as usize,
+            slab_sizes: config.tuning.slab_sizes.as_ref().map(|l| {
+                l.split('-')
+                    .filter_map(|x| x.trim().parse::<u32>().ok())
+                    .collect()
+            }),
+            ..StoreConfig::default()
         });
         store.set_automove(config.tuning.slab_automove.clamp(0, 2) as u8);
         let workers = (0..config.threads.max(1))

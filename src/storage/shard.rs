@@ -1,27 +1,17 @@
-//! One shard: a chained hash table over a slot arena, with an intrusive
-//! doubly linked LRU list through the same slots. A shard has one owner at
-//! a time (`&mut self`); the store keeps each behind its own lock.
-//!
-//! Memory accounting: the shard keeps the sum of its live items' sizes in
-//! `bytes` and adds what it frees to `freed`, which the store drains after
-//! each locked operation and gives back to the global budget. Growth is
-//! never taken here: the store reserves it from the budget first.
+//! One index shard: a chained hash table over item chunks, and one LRU
+//! list per slab class for the items of this shard, both threaded through
+//! the item headers. A shard has one owner at a time (`&mut self`); the
+//! store keeps each behind its own lock. Every item linked here is owned
+//! by this shard: its chunk bytes are touched only through `&self` /
+//! `&mut self` of this shard (see slabs.rs for the ownership protocol).
 
-use super::item::{Item, ACTIVE, FETCHED};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::hash::KeyHasher;
+use super::item::*;
+use super::slabs::{Ref, Slabs, NIL};
 use super::Miss;
-
-pub(crate) const NIL: u32 = u32::MAX;
-
-struct Slot {
-    item: Option<Item>,
-    /// Low 32 bits of the key hash (bucket index and compare tag).
-    hash: u32,
-    /// Next slot in the bucket chain, or in the free list.
-    chain: u32,
-    /// LRU neighbours: `prev` is towards the head (most recent).
-    prev: u32,
-    next: u32,
-}
 
 /// What decides whether an item is still live, read once per operation.
 #[derive(Debug, Clone, Copy)]
@@ -29,106 +19,403 @@ pub(crate) struct Validity {
     pub now: u32,
     /// Items with a store sequence at or below this are flushed.
     pub flush_seq: u64,
-    /// Items stored at or before this second are flushed (a delayed flush
-    /// that has come; 0 = none).
-    pub flush_time: u32,
 }
 
-impl Validity {
-    #[inline]
-    pub(crate) fn check(&self, it: &Item) -> Option<Miss> {
-        if it.seq() <= self.flush_seq || (self.flush_time != 0 && it.time() <= self.flush_time) {
-            Some(Miss::Flushed)
-        } else if it.exptime() != 0 && it.exptime() <= self.now {
-            Some(Miss::Expired)
-        } else {
-            None
+/// Per-class counters of one shard (summed by the store).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ClassCounters {
+    pub total_items: u64,
+    pub evicted: u64,
+    pub evicted_nonzero: u64,
+    pub evicted_time: u32,
+    pub evicted_at: u32,
+    pub evicted_unfetched: u64,
+    pub evicted_active: u64,
+    pub outofmemory: u64,
+    pub reclaimed: u64,
+    pub expired_unfetched: u64,
+    pub crawler_reclaimed: u64,
+    pub crawler_items_checked: u64,
+    pub get_hits: u64,
+    pub cmd_set: u64,
+    pub delete_hits: u64,
+    pub incr_hits: u64,
+    pub decr_hits: u64,
+    pub cas_hits: u64,
+    pub cas_badval: u64,
+    pub touch_hits: u64,
+    pub slab_reassign_rescues: u64,
+    pub slab_reassign_evictions: u64,
+}
+
+/// One class's LRU within a shard.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClassLru {
+    pub head: Ref,
+    pub tail: Ref,
+    pub number: u64,
+    /// Items among them whose value continues in other chunks.
+    pub chained: u64,
+    /// memcached-accounted bytes of these items.
+    pub requested: u64,
+    pub c: ClassCounters,
+}
+
+impl Default for ClassLru {
+    fn default() -> Self {
+        ClassLru {
+            head: NIL,
+            tail: NIL,
+            number: 0,
+            chained: 0,
+            requested: 0,
+            c: ClassCounters::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Counters {
-    pub total_items: u64,
-    pub evictions: u64,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub evicted_unfetched: u64,
-    pub crawler_reclaimed: u64,
-    pub evicted_active: u64,
+/// Tail times of every (class, shard) LRU, published for evictors that do
+/// not hold the shard's lock: `[class * shards + shard]`, u32::MAX = empty.
+pub(crate) struct Tails {
+    pub shards: usize,
+    pub t: Box<[AtomicU32]>,
+}
+
+impl Tails {
+    pub(crate) fn new(classes: usize, shards: usize) -> Tails {
+        Tails {
+            shards,
+            t: (0..classes * shards)
+                .map(|_| AtomicU32::new(u32::MAX))
+                .collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, c: usize, si: usize) -> u32 {
+        self.t[c * self.shards + si].load(Ordering::Relaxed)
+    }
 }
 
 pub(crate) struct Shard {
-    slots: Vec<Slot>,
-    free: u32,
+    id: usize,
+    slabs: Arc<Slabs>,
+    tails: Arc<Tails>,
+    hasher: KeyHasher,
+    cas_enabled: bool,
     buckets: Vec<u32>,
     /// While the table doubles: the previous bucket array, whose buckets
     /// below `migrated` have already moved to `buckets`. Empty otherwise.
     old: Vec<u32>,
     migrated: usize,
-    head: u32,
-    tail: u32,
     len: usize,
-    bytes: u64,
-    /// Bytes of the item allocations (what the heap holds for them).
-    raw_bytes: usize,
-    freed: u64,
-    cas_enabled: bool,
-    pub(crate) counters: Counters,
+    pub(crate) lru: Vec<ClassLru>,
     sweep_cursor: usize,
 }
 
 impl Shard {
-    pub(crate) fn new(cas_enabled: bool, buckets: usize) -> Shard {
+    pub(crate) fn new(
+        id: usize,
+        slabs: Arc<Slabs>,
+        tails: Arc<Tails>,
+        hasher: KeyHasher,
+        cas_enabled: bool,
+        buckets: usize,
+    ) -> Shard {
         let n = buckets.max(4).next_power_of_two();
+        let classes = slabs.classes.len();
         Shard {
-            slots: Vec::new(),
-            free: NIL,
+            id,
+            slabs,
+            tails,
+            hasher,
+            cas_enabled,
             buckets: vec![NIL; n],
             old: Vec::new(),
             migrated: 0,
-            head: NIL,
-            tail: NIL,
             len: 0,
-            bytes: 0,
-            raw_bytes: 0,
-            freed: 0,
-            cas_enabled,
-            counters: Counters::default(),
+            lru: vec![ClassLru::default(); classes],
             sweep_cursor: 0,
         }
     }
+
+    // ----- raw field access (this shard owns the chunks it names) -----
+
+    #[inline]
+    fn p(&self, r: Ref) -> *mut u8 {
+        self.slabs.ptr(r)
+    }
+
+    #[inline]
+    pub(crate) fn rd32(&self, r: Ref, off: usize) -> u32 {
+        // SAFETY: r is a chunk owned by this shard (linked here, or a
+        // reservation of the thread holding this shard), off + 4 is within
+        // the header; shard exclusivity (&self under the shard lock) means
+        // no other thread writes these bytes.
+        unsafe { std::ptr::read_unaligned(self.p(r).add(off) as *const u32) }
+    }
+
+    #[inline]
+    pub(crate) fn wr32(&mut self, r: Ref, off: usize, v: u32) {
+        // SAFETY: as rd32, with &mut self (the shard lock held).
+        unsafe { std::ptr::write_unaligned(self.p(r).add(off) as *mut u32, v) }
+    }
+
+    #[inline]
+    pub(crate) fn rd64(&self, r: Ref, off: usize) -> u64 {
+        // SAFETY: as rd32.
+        unsafe { std::ptr::read_unaligned(self.p(r).add(off) as *const u64) }
+    }
+
+    #[inline]
+    fn wr64(&mut self, r: Ref, off: usize, v: u64) {
+        // SAFETY: as wr32.
+        unsafe { std::ptr::write_unaligned(self.p(r).add(off) as *mut u64, v) }
+    }
+
+    #[inline]
+    pub(crate) fn rd8(&self, r: Ref, off: usize) -> u8 {
+        // SAFETY: as rd32.
+        unsafe { *self.p(r).add(off) }
+    }
+
+    #[inline]
+    fn wr8(&mut self, r: Ref, off: usize, v: u8) {
+        // SAFETY: as wr32.
+        unsafe { *self.p(r).add(off) = v }
+    }
+
+    /// `len` bytes of chunk `r` from `off`; the caller keeps within the
+    /// chunk.
+    #[inline]
+    fn bytes(&self, r: Ref, off: usize, len: usize) -> &[u8] {
+        debug_assert!(off + len <= self.slabs.chunk_size_of(r));
+        // SAFETY: within chunk r, owned by this shard; the slice lives no
+        // longer than &self, i.e. while the shard lock is held.
+        unsafe { std::slice::from_raw_parts(self.p(r).add(off), len) }
+    }
+
+    #[inline]
+    fn bytes_mut(&mut self, r: Ref, off: usize, len: usize) -> &mut [u8] {
+        debug_assert!(off + len <= self.slabs.chunk_size_of(r));
+        // SAFETY: as bytes, exclusive through &mut self.
+        unsafe { std::slice::from_raw_parts_mut(self.p(r).add(off), len) }
+    }
+
+    // ----- item fields -----
+
+    #[inline]
+    pub(crate) fn bits(&self, r: Ref) -> u8 {
+        self.rd8(r, BITS)
+    }
+    #[inline]
+    pub(crate) fn set_bits(&mut self, r: Ref, b: u8) {
+        self.wr8(r, BITS, b)
+    }
+    #[inline]
+    pub(crate) fn seq(&self, r: Ref) -> u64 {
+        self.rd64(r, SEQ)
+    }
+    #[inline]
+    pub(crate) fn set_seq(&mut self, r: Ref, s: u64) {
+        self.wr64(r, SEQ, s)
+    }
+    #[inline]
+    pub(crate) fn exptime(&self, r: Ref) -> u32 {
+        self.rd32(r, EXP)
+    }
+    #[inline]
+    pub(crate) fn set_exptime(&mut self, r: Ref, e: u32) {
+        self.wr32(r, EXP, e)
+    }
+    #[inline]
+    pub(crate) fn time(&self, r: Ref) -> u32 {
+        self.rd32(r, TIME)
+    }
+    #[inline]
+    pub(crate) fn set_time(&mut self, r: Ref, t: u32) {
+        self.wr32(r, TIME, t)
+    }
+    #[inline]
+    pub(crate) fn vlen(&self, r: Ref) -> usize {
+        self.rd32(r, VLEN) as usize
+    }
+    #[inline]
+    fn klen(&self, r: Ref) -> usize {
+        self.rd8(r, KLEN) as usize
+    }
+    #[inline]
+    pub(crate) fn flags(&self, r: Ref) -> u32 {
+        if self.bits(r) & HAS_FLAGS != 0 {
+            self.rd32(r, HDR)
+        } else {
+            0
+        }
+    }
+    #[inline]
+    pub(crate) fn key(&self, r: Ref) -> &[u8] {
+        let off = key_offset(self.bits(r));
+        self.bytes(r, off, self.klen(r))
+    }
+    #[inline]
+    pub(crate) fn is_chained(&self, r: Ref) -> bool {
+        self.bits(r) & CHAINED != 0
+    }
+    /// First continuation chunk of a chained item.
+    #[inline]
+    fn first_cont(&self, r: Ref) -> Ref {
+        let off = HDR + if self.bits(r) & HAS_FLAGS != 0 { 4 } else { 0 };
+        self.rd32(r, off)
+    }
+
+    /// The value of an unchained item.
+    #[inline]
+    pub(crate) fn value_inline(&self, r: Ref) -> Option<&[u8]> {
+        let b = self.bits(r);
+        if b & CHAINED != 0 {
+            return None;
+        }
+        Some(self.bytes(r, key_offset(b) + self.klen(r), self.vlen(r)))
+    }
+
+    #[inline]
+    pub(crate) fn value_inline_mut(&mut self, r: Ref) -> Option<&mut [u8]> {
+        let b = self.bits(r);
+        if b & CHAINED != 0 {
+            return None;
+        }
+        let (off, n) = (key_offset(b) + self.klen(r), self.vlen(r));
+        Some(self.bytes_mut(r, off, n))
+    }
+
+    /// Calls `f` with each piece of the value in order.
+    pub(crate) fn value_parts(&self, r: Ref, f: &mut dyn FnMut(&[u8])) {
+        let b = self.bits(r);
+        let vlen = self.vlen(r);
+        let start = key_offset(b) + self.klen(r);
+        if b & CHAINED == 0 {
+            f(self.bytes(r, start, vlen));
+            return;
+        }
+        let head_room = self.slabs.chunk_size_of(r) - start;
+        let first = vlen.min(head_room);
+        f(self.bytes(r, start, first));
+        let mut left = vlen - first;
+        let mut c = self.first_cont(r);
+        while left > 0 && c != NIL {
+            let room = self.slabs.chunk_size_of(c) - LINK;
+            let n = left.min(room);
+            f(self.bytes(c, LINK, n));
+            left -= n;
+            c = self.rd32(c, 0);
+        }
+    }
+
+    /// The whole value, copied.
+    pub(crate) fn value_vec(&self, r: Ref) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.vlen(r));
+        self.value_parts(r, &mut |p| v.extend_from_slice(p));
+        v
+    }
+
+    /// The chunks of an item: head first.
+    pub(crate) fn chunks(&self, r: Ref) -> Vec<Ref> {
+        let mut out = vec![r];
+        if self.is_chained(r) {
+            let mut c = self.first_cont(r);
+            while c != NIL {
+                out.push(c);
+                c = self.rd32(c, 0);
+            }
+        }
+        out
+    }
+
+    /// memcached's accounted size of an item.
+    pub(crate) fn size(&self, r: Ref) -> u64 {
+        item_size(self.klen(r), self.vlen(r), self.flags(r), self.cas_enabled)
+    }
+
+    /// Writes a new item into owned chunks: `head` and, for a chained
+    /// item, `conts` in order. The value is the concatenation of `parts`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_item(
+        &mut self,
+        head: Ref,
+        conts: &[Ref],
+        seq: u64,
+        exptime: u32,
+        now: u32,
+        flags: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) {
+        let vlen: usize = parts.iter().map(|p| p.len()).sum();
+        let mut bits = 0;
+        if flags != 0 {
+            bits |= HAS_FLAGS;
+        }
+        if !conts.is_empty() {
+            bits |= CHAINED;
+        }
+        self.wr32(head, PREV, NIL);
+        self.wr32(head, NEXT, NIL);
+        self.wr32(head, HNEXT, NIL);
+        self.wr64(head, SEQ, seq);
+        self.wr32(head, EXP, exptime);
+        self.wr32(head, TIME, now);
+        self.wr32(head, VLEN, vlen as u32);
+        self.wr8(head, KLEN, key.len() as u8);
+        self.wr8(head, BITS, bits);
+        let mut off = HDR;
+        if flags != 0 {
+            self.wr32(head, off, flags);
+            off += 4;
+        }
+        if !conts.is_empty() {
+            self.wr32(head, off, conts[0]);
+            off += LINK;
+        }
+        self.bytes_mut(head, off, key.len()).copy_from_slice(key);
+        off += key.len();
+        // Value bytes across the chunks.
+        let mut chunk = head;
+        let mut room = self.slabs.chunk_size_of(head) - off;
+        let mut next_cont = 0;
+        for p in parts {
+            let mut p: &[u8] = p;
+            while !p.is_empty() {
+                if room == 0 {
+                    let c = conts[next_cont];
+                    next_cont += 1;
+                    let link = conts.get(next_cont).copied().unwrap_or(NIL);
+                    self.wr32(c, 0, link);
+                    chunk = c;
+                    off = LINK;
+                    room = self.slabs.chunk_size_of(c) - LINK;
+                }
+                let n = p.len().min(room);
+                self.bytes_mut(chunk, off, n).copy_from_slice(&p[..n]);
+                off += n;
+                room -= n;
+                p = &p[n..];
+            }
+        }
+        // Chunks planned but not reached (empty tail): terminate links.
+        while next_cont < conts.len() {
+            let c = conts[next_cont];
+            next_cont += 1;
+            let link = conts.get(next_cont).copied().unwrap_or(NIL);
+            self.wr32(c, 0, link);
+        }
+    }
+
+    // ----- table -----
 
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// Calls `f` on the live items of slots `start..`, at most `budget`
-    /// slots examined; returns the next slot to look at, or None at the end.
-    pub(crate) fn dump_from(
-        &self,
-        start: usize,
-        budget: usize,
-        v: &Validity,
-        f: &mut dyn FnMut(&Item),
-    ) -> Option<usize> {
-        let end = start.saturating_add(budget).min(self.slots.len());
-        for slot in self.slots.get(start..end).unwrap_or(&[]) {
-            if let Some(it) = &slot.item {
-                if v.check(it).is_none() {
-                    f(it);
-                }
-            }
-        }
-        (end < self.slots.len()).then_some(end)
-    }
-
-    /// True while the bucket array is being doubled (old chains still to
-    /// move).
     pub(crate) fn is_expanding(&self) -> bool {
         !self.old.is_empty()
     }
@@ -137,20 +424,16 @@ impl Shard {
         self.buckets.len()
     }
 
-    /// Heap bytes this shard holds: item allocations, the slot arena and
-    /// the bucket array (allocator overhead not included).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.raw_bytes
-            + self.slots.capacity() * std::mem::size_of::<Slot>()
-            + (self.buckets.capacity() + self.old.capacity()) * std::mem::size_of::<u32>()
+        (self.buckets.capacity() + self.old.capacity()) * 4
+            + self.lru.capacity() * std::mem::size_of::<ClassLru>()
     }
 
-    /// Bytes freed since the last call (to give back to the budget).
-    pub(crate) fn take_freed(&mut self) -> u64 {
-        std::mem::take(&mut self.freed)
+    #[inline]
+    pub(crate) fn hash32(&self, key: &[u8]) -> u32 {
+        self.hasher.hash(key) as u32
     }
 
-    /// Where the chain of hash `h` starts: (in the old array, index).
     #[inline]
     fn bucket_of(&self, h: u32) -> (bool, usize) {
         if !self.old.is_empty() {
@@ -171,23 +454,19 @@ impl Shard {
     }
 
     #[inline]
-    fn chain_head_mut(&mut self, h: u32) -> &mut u32 {
+    fn set_chain_head(&mut self, h: u32, r: Ref) {
         match self.bucket_of(h) {
-            (true, b) => &mut self.old[b],
-            (false, b) => &mut self.buckets[b],
+            (true, b) => self.old[b] = r,
+            (false, b) => self.buckets[b] = r,
         }
     }
 
-    /// Starts doubling the bucket array; the chains move over a few
-    /// buckets per insert (see `migrate`), so no operation rehashes the
-    /// whole shard.
     fn start_grow(&mut self) {
         let n = self.buckets.len() * 2;
         self.old = std::mem::replace(&mut self.buckets, vec![NIL; n]);
         self.migrated = 0;
     }
 
-    /// Moves up to `steps` old buckets' chains into the new array.
     fn migrate(&mut self, steps: usize) {
         let mask = self.buckets.len() - 1;
         for _ in 0..steps {
@@ -196,10 +475,10 @@ impl Shard {
             }
             let mut i = std::mem::replace(&mut self.old[self.migrated], NIL);
             while i != NIL {
-                let s = &mut self.slots[i as usize];
-                let next = s.chain;
-                let b = (s.hash as usize) & mask;
-                s.chain = self.buckets[b];
+                let next = self.rd32(i, HNEXT);
+                let b = (self.hash32(self.key(i)) as usize) & mask;
+                let head = self.buckets[b];
+                self.wr32(i, HNEXT, head);
                 self.buckets[b] = i;
                 i = next;
             }
@@ -211,310 +490,422 @@ impl Shard {
         }
     }
 
+    /// The item holding `key`, live or not.
     #[inline]
-    pub(crate) fn item(&self, idx: u32) -> &Item {
-        match &self.slots[idx as usize].item {
-            Some(it) => it,
-            None => unreachable!("slot {idx} is linked but empty"),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn item_mut(&mut self, idx: u32) -> &mut Item {
-        match &mut self.slots[idx as usize].item {
-            Some(it) => it,
-            None => unreachable!("slot {idx} is linked but empty"),
-        }
-    }
-
-    /// The slot holding `key`, live or not.
-    #[inline]
-    pub(crate) fn find(&self, key: &[u8], h: u32) -> Option<u32> {
+    pub(crate) fn find(&self, key: &[u8], h: u32) -> Option<Ref> {
         let mut i = self.chain_head(h);
         while i != NIL {
-            let s = &self.slots[i as usize];
-            if s.hash == h {
-                if let Some(it) = &s.item {
-                    if it.key() == key {
-                        return Some(i);
-                    }
-                }
+            if self.key(i) == key {
+                return Some(i);
             }
-            i = s.chain;
+            i = self.rd32(i, HNEXT);
         }
         None
     }
 
-    /// The slot holding a live `key`; a dead item found there is unlinked
+    #[inline]
+    pub(crate) fn check_live(&self, r: Ref, v: &Validity) -> Option<Miss> {
+        if self.seq(r) <= v.flush_seq || self.bits(r) & STALE != 0 {
+            Some(Miss::Flushed)
+        } else {
+            let e = self.exptime(r);
+            if e != 0 && e <= v.now {
+                Some(Miss::Expired)
+            } else {
+                None
+            }
+        }
+    }
+
+    /// The live item holding `key`; a dead one found there is unlinked
     /// and reported as the reason for the miss.
     #[inline]
-    pub(crate) fn lookup(&mut self, key: &[u8], h: u32, v: &Validity) -> Result<u32, Miss> {
-        let idx = self.find(key, h).ok_or(Miss::NotFound)?;
-        if let Some(miss) = v.check(self.item(idx)) {
-            self.unlink(idx);
+    pub(crate) fn lookup(&mut self, key: &[u8], h: u32, v: &Validity) -> Result<Ref, Miss> {
+        let r = self.find(key, h).ok_or(Miss::NotFound)?;
+        if let Some(miss) = self.check_live(r, v) {
+            self.unlink(r);
             return Err(miss);
         }
-        Ok(idx)
+        Ok(r)
     }
 
-    /// Marks an item read: fetched, and active for the LRU tail walk.
+    /// Marks an item read: fetched, active for the tail walk, accessed now.
     #[inline]
-    pub(crate) fn mark_read(&mut self, idx: u32) {
-        let it = self.item_mut(idx);
-        let b = it.bits();
+    pub(crate) fn mark_read(&mut self, r: Ref, now: u32) {
+        let b = self.bits(r);
         if b & (FETCHED | ACTIVE) != FETCHED | ACTIVE {
-            it.set_bits(b | FETCHED | ACTIVE);
+            self.set_bits(r, b | FETCHED | ACTIVE);
+        }
+        if self.time(r) != now {
+            self.set_time(r, now);
         }
     }
 
-    fn lru_remove(&mut self, idx: u32) {
-        let (p, n) = {
-            let s = &self.slots[idx as usize];
-            (s.prev, s.next)
-        };
+    #[inline]
+    pub(crate) fn class_of(&self, r: Ref) -> usize {
+        self.slabs.class_of(r)
+    }
+
+    fn publish_tail(&self, c: usize) {
+        let t = self.lru[c].tail;
+        let v = if t == NIL { u32::MAX } else { self.time(t) };
+        let slot = &self.tails.t[c * self.tails.shards + self.id];
+        if slot.load(Ordering::Relaxed) != v {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn lru_remove(&mut self, r: Ref, c: usize) {
+        let (p, n) = (self.rd32(r, PREV), self.rd32(r, NEXT));
         if p == NIL {
-            self.head = n;
+            self.lru[c].head = n;
         } else {
-            self.slots[p as usize].next = n;
+            self.wr32(p, NEXT, n);
         }
         if n == NIL {
-            self.tail = p;
+            self.lru[c].tail = p;
         } else {
-            self.slots[n as usize].prev = p;
+            self.wr32(n, PREV, p);
         }
     }
 
-    fn lru_push_head(&mut self, idx: u32) {
-        let old = self.head;
-        {
-            let s = &mut self.slots[idx as usize];
-            s.prev = NIL;
-            s.next = old;
-        }
+    fn lru_push_head(&mut self, r: Ref, c: usize) {
+        let old = self.lru[c].head;
+        self.wr32(r, PREV, NIL);
+        self.wr32(r, NEXT, old);
         if old == NIL {
-            self.tail = idx;
+            self.lru[c].tail = r;
         } else {
-            self.slots[old as usize].prev = idx;
+            self.wr32(old, PREV, r);
         }
-        self.head = idx;
+        self.lru[c].head = r;
     }
 
-    /// Moves an item to the head of the LRU.
-    pub(crate) fn bump(&mut self, idx: u32) {
-        if self.head != idx {
-            self.lru_remove(idx);
-            self.lru_push_head(idx);
-        }
-    }
-
-    /// Removes an item from the table and LRU and returns it; its size is
-    /// added to `freed`.
-    pub(crate) fn unlink(&mut self, idx: u32) -> Item {
-        let h = self.slots[idx as usize].hash;
-        let next_in_chain = self.slots[idx as usize].chain;
-        if self.chain_head(h) == idx {
-            *self.chain_head_mut(h) = next_in_chain;
-        } else {
-            let mut i = self.chain_head(h);
-            while i != NIL {
-                let c = self.slots[i as usize].chain;
-                if c == idx {
-                    self.slots[i as usize].chain = next_in_chain;
-                    break;
-                }
-                i = c;
+    /// Moves an item to the head of its class's LRU.
+    pub(crate) fn bump(&mut self, r: Ref) {
+        let c = self.class_of(r);
+        if self.lru[c].head != r {
+            let was_tail = self.lru[c].tail == r;
+            self.lru_remove(r, c);
+            self.lru_push_head(r, c);
+            if was_tail {
+                self.publish_tail(c);
             }
         }
-        self.lru_remove(idx);
-        let s = &mut self.slots[idx as usize];
-        let it = match s.item.take() {
-            Some(it) => it,
-            None => unreachable!("unlink of an empty slot"),
-        };
-        s.chain = self.free;
-        s.prev = NIL;
-        s.next = NIL;
-        self.free = idx;
-        let size = it.size(self.cas_enabled);
-        self.raw_bytes -= it.raw_len();
-        self.len -= 1;
-        self.bytes -= size;
-        self.freed += size;
-        it
     }
 
-    /// Links a new item (its key must not be present). The caller has
-    /// reserved its size from the budget.
-    pub(crate) fn link(&mut self, item: Item, h: u32) -> u32 {
-        if self.old.is_empty() && self.len >= self.buckets.len() {
+    fn hash_remove(&mut self, r: Ref) {
+        let h = self.hash32(self.key(r));
+        let next = self.rd32(r, HNEXT);
+        let mut i = self.chain_head(h);
+        if i == r {
+            self.set_chain_head(h, next);
+            return;
+        }
+        while i != NIL {
+            let c = self.rd32(i, HNEXT);
+            if c == r {
+                self.wr32(i, HNEXT, next);
+                return;
+            }
+            i = c;
+        }
+    }
+
+    /// Takes an item out of the table and its LRU; its chunks stay owned
+    /// by the caller (returned, head first).
+    pub(crate) fn detach(&mut self, r: Ref) -> Vec<Ref> {
+        let c = self.class_of(r);
+        self.hash_remove(r);
+        let was_tail = self.lru[c].tail == r;
+        self.lru_remove(r, c);
+        if was_tail {
+            self.publish_tail(c);
+        }
+        let size = self.size(r);
+        let chained = self.is_chained(r) as u64;
+        let l = &mut self.lru[c];
+        l.number -= 1;
+        l.chained -= chained;
+        l.requested -= size;
+        self.len -= 1;
+        self.chunks(r)
+    }
+
+    /// Unlinks an item and frees its chunks.
+    pub(crate) fn unlink(&mut self, r: Ref) {
+        for ch in self.detach(r) {
+            self.slabs.free(ch);
+        }
+    }
+
+    /// Unlinks an item and frees its chunks except the head, which is
+    /// returned (to reuse for an item of the same class).
+    pub(crate) fn unlink_keep_head(&mut self, r: Ref) -> Ref {
+        let ch = self.detach(r);
+        for &c in &ch[1..] {
+            self.slabs.free(c);
+        }
+        ch[0]
+    }
+
+    /// Links a written item (its key must not be present).
+    pub(crate) fn link(&mut self, r: Ref) {
+        if self.old.is_empty() && self.len >= self.buckets.len() + self.buckets.len() / 2 {
             self.start_grow();
         }
-        // Two old buckets per insert: the move ends long before the next
-        // doubling is due (that needs as many inserts as old buckets).
         self.migrate(2);
-        let size = item.size(self.cas_enabled);
-        self.raw_bytes += item.raw_len();
-        let idx = if self.free != NIL {
-            let idx = self.free;
-            let s = &mut self.slots[idx as usize];
-            self.free = s.chain;
-            s.item = Some(item);
-            s.hash = h;
-            idx
-        } else {
-            let idx = self.slots.len() as u32;
-            self.slots.push(Slot {
-                item: Some(item),
-                hash: h,
-                chain: NIL,
-                prev: NIL,
-                next: NIL,
-            });
-            idx
-        };
+        let h = self.hash32(self.key(r));
         let head = self.chain_head(h);
-        self.slots[idx as usize].chain = head;
-        *self.chain_head_mut(h) = idx;
-        self.lru_push_head(idx);
-        self.len += 1;
-        self.bytes += size;
-        self.counters.total_items += 1;
-        idx
-    }
-
-    /// Replaces the item in a linked slot (same key) and bumps it. The
-    /// caller has reserved any growth; a shrink is added to `freed`.
-    pub(crate) fn replace(&mut self, idx: u32, item: Item) {
-        let new_size = item.size(self.cas_enabled);
-        self.raw_bytes += item.raw_len();
-        let old = self.slots[idx as usize].item.replace(item);
-        let (old_size, old_raw) = old
-            .map(|o| (o.size(self.cas_enabled), o.raw_len()))
-            .unwrap_or((0, 0));
-        self.raw_bytes -= old_raw;
-        self.bytes = self.bytes - old_size + new_size;
-        if old_size > new_size {
-            self.freed += old_size - new_size;
+        self.wr32(r, HNEXT, head);
+        self.set_chain_head(h, r);
+        let c = self.class_of(r);
+        let was_empty = self.lru[c].tail == NIL;
+        self.lru_push_head(r, c);
+        if was_empty {
+            self.publish_tail(c);
         }
-        self.counters.total_items += 1;
-        self.bump(idx);
+        let size = self.size(r);
+        let chained = self.is_chained(r) as u64;
+        let l = &mut self.lru[c];
+        l.number += 1;
+        l.chained += chained;
+        l.requested += size;
+        l.c.total_items += 1;
+        self.len += 1;
     }
 
-    /// Frees at least `want` bytes from the LRU tail if it can (dead items
-    /// first come as they are met; an active item gets a second chance at
-    /// the head). Returns the bytes freed.
-    pub(crate) fn evict(&mut self, want: u64, max_items: usize, v: &Validity) -> u64 {
-        let mut freed = 0;
-        let mut removed = 0;
-        // Each item is passed over at most once as active, so this bounds
-        // the walk even when everything is active.
-        let mut spared = 0;
-        while freed < want && removed < max_items && self.tail != NIL {
-            let idx = self.tail;
-            let it = self.item(idx);
-            let bits = it.bits();
-            let fetched = bits & FETCHED != 0;
-            if v.check(it).is_some() {
-                // memcached counts flushed items met at the tail here too.
-                self.counters.reclaimed += 1;
-                if !fetched {
-                    self.counters.expired_unfetched += 1;
+    /// Replaces linked item `old` by the written item `new` (same key).
+    pub(crate) fn replace(&mut self, old: Ref, new: Ref) {
+        self.unlink(old);
+        self.link(new);
+    }
+
+    /// Moves a linked, unchained item to chunk `to` (same class, owned by
+    /// the caller), keeping its place in the table and the LRU.
+    pub(crate) fn relocate(&mut self, r: Ref, to: Ref) {
+        let size = self.slabs.chunk_size_of(r);
+        let c = self.class_of(r);
+        // SAFETY: r (linked here) and to (owned by the caller) are
+        // distinct chunks of the same size.
+        unsafe { std::ptr::copy_nonoverlapping(self.p(r), self.p(to), size) };
+        // hash chain
+        let h = self.hash32(self.key(to));
+        let mut i = self.chain_head(h);
+        if i == r {
+            self.set_chain_head(h, to);
+        } else {
+            while i != NIL {
+                let n = self.rd32(i, HNEXT);
+                if n == r {
+                    self.wr32(i, HNEXT, to);
+                    break;
                 }
-            } else if bits & ACTIVE != 0 && spared < self.len {
+                i = n;
+            }
+        }
+        // LRU neighbours
+        let (p, n) = (self.rd32(to, PREV), self.rd32(to, NEXT));
+        if p == NIL {
+            self.lru[c].head = to;
+        } else {
+            self.wr32(p, NEXT, to);
+        }
+        if n == NIL {
+            self.lru[c].tail = to;
+        } else {
+            self.wr32(n, PREV, to);
+        }
+        self.slabs.free(r);
+    }
+
+    /// Frees one chunk of class `c` from this shard's LRU tail: a dead item
+    /// first, else the least recently used one (an active item gets a
+    /// second chance at the head). The freed head chunk is returned, owned
+    /// by the caller, when the item was of class `c`.
+    pub(crate) fn evict_one(&mut self, c: usize, v: &Validity) -> Option<Ref> {
+        let mut spared = 0u64;
+        loop {
+            let r = self.lru[c].tail;
+            if r == NIL {
+                return None;
+            }
+            let bits = self.bits(r);
+            let fetched = bits & FETCHED != 0;
+            if self.check_live(r, v).is_some() {
+                let l = &mut self.lru[c].c;
+                l.reclaimed += 1;
+                if !fetched {
+                    l.expired_unfetched += 1;
+                }
+            } else if bits & ACTIVE != 0 && spared < self.lru[c].number {
                 spared += 1;
-                self.item_mut(idx).set_bits(bits & !ACTIVE);
-                self.bump(idx);
+                self.set_bits(r, bits & !ACTIVE);
+                self.bump(r);
                 continue;
             } else {
-                self.counters.evictions += 1;
-                if !fetched {
-                    self.counters.evicted_unfetched += 1;
+                let age = v.now.saturating_sub(self.time(r));
+                let nonzero = self.exptime(r) != 0;
+                let l = &mut self.lru[c].c;
+                l.evicted += 1;
+                l.evicted_time = age;
+                l.evicted_at = v.now;
+                if nonzero {
+                    l.evicted_nonzero += 1;
                 }
-                // Only when every item was passed over once already (the
-                // whole shard is being read): memcached's evicted_active.
+                if !fetched {
+                    l.evicted_unfetched += 1;
+                }
                 if bits & ACTIVE != 0 {
-                    self.counters.evicted_active += 1;
+                    l.evicted_active += 1;
                 }
             }
-            freed += self.unlink(idx).size(self.cas_enabled);
-            removed += 1;
+            return Some(self.unlink_keep_head(r));
         }
-        freed
     }
 
-    /// Examines up to `budget` slots from the sweep cursor and unlinks the
-    /// dead items among them. Returns (examined, removed, wrapped): wrapped
-    /// when the cursor went past the last slot and restarted at 0.
-    pub(crate) fn sweep(&mut self, budget: usize, v: &Validity) -> (usize, usize, bool) {
+    /// Examines up to `budget` buckets' chains from the sweep cursor and
+    /// unlinks the dead items there (only items of classes in `mask`, all
+    /// when `mask` is u64::MAX). Returns (examined buckets, removed,
+    /// wrapped).
+    pub(crate) fn sweep(&mut self, budget: usize, v: &Validity, mask: u64) -> (usize, usize, bool) {
         let mut examined = 0;
         let mut removed = 0;
         while examined < budget {
-            if self.sweep_cursor >= self.slots.len() {
+            let nb = self.buckets.len() + self.old.len();
+            if self.sweep_cursor >= nb {
                 self.sweep_cursor = 0;
                 return (examined, removed, true);
             }
-            let idx = self.sweep_cursor as u32;
+            let b = self.sweep_cursor;
             self.sweep_cursor += 1;
             examined += 1;
-            let Some(it) = &self.slots[idx as usize].item else {
-                continue;
+            let mut i = if b < self.buckets.len() {
+                self.buckets[b]
+            } else {
+                self.old[b - self.buckets.len()]
             };
-            if let Some(miss) = v.check(it) {
-                let fetched = it.bits() & FETCHED != 0;
-                self.counters.crawler_reclaimed += 1;
-                if !fetched && miss == Miss::Expired {
-                    self.counters.expired_unfetched += 1;
+            while i != NIL {
+                let next = self.rd32(i, HNEXT);
+                let c = self.class_of(i);
+                if mask & (1u64 << (c & 63)) != 0 {
+                    self.lru[c].c.crawler_items_checked += 1;
+                    if let Some(miss) = self.check_live(i, v) {
+                        let l = &mut self.lru[c].c;
+                        l.crawler_reclaimed += 1;
+                        if self.bits(i) & FETCHED == 0 && miss == Miss::Expired {
+                            self.lru[c].c.expired_unfetched += 1;
+                        }
+                        self.unlink(i);
+                        removed += 1;
+                    }
                 }
-                self.unlink(idx);
-                removed += 1;
+                i = next;
             }
         }
         (examined, removed, false)
     }
 
-    /// Checks the internal structure; returns the first inconsistency.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        let mut live = 0;
-        let mut bytes = 0;
-        let mut raw = 0;
-        for (i, s) in self.slots.iter().enumerate() {
-            if let Some(it) = &s.item {
-                live += 1;
-                bytes += it.size(self.cas_enabled);
-                raw += it.raw_len();
-                if self.find(it.key(), s.hash) != Some(i as u32) {
-                    return Err(format!("slot {i} not reachable from its bucket"));
+    /// Calls `f` on the live items of buckets `start..` (at most `budget`
+    /// buckets); returns the next bucket, or None at the end. Old-table
+    /// buckets come after the new ones.
+    pub(crate) fn dump_from(
+        &self,
+        start: usize,
+        budget: usize,
+        v: &Validity,
+        f: &mut dyn FnMut(&Shard, Ref),
+    ) -> Option<usize> {
+        let nb = self.buckets.len() + self.old.len();
+        let end = start.saturating_add(budget).min(nb);
+        for b in start..end {
+            let mut i = if b < self.buckets.len() {
+                self.buckets[b]
+            } else {
+                self.old[b - self.buckets.len()]
+            };
+            while i != NIL {
+                if self.check_live(i, v).is_none() {
+                    f(self, i);
+                }
+                i = self.rd32(i, HNEXT);
+            }
+        }
+        (end < nb).then_some(end)
+    }
+
+    /// Empties `page` of class `c` as far as this shard goes: moves its
+    /// items to other chunks of the class when there are free ones
+    /// (`rescue`), else evicts them. Returns (rescued, evicted).
+    pub(crate) fn evacuate(&mut self, c: usize, page: u32, rescue: bool) -> (u64, u64) {
+        let (mut rescued, mut evicted) = (0, 0);
+        // Collect first: relocation and unlinking change the list.
+        let mut hits = Vec::new();
+        let mut r = self.lru[c].head;
+        while r != NIL {
+            let here = if self.is_chained(r) {
+                self.chunks(r)
+                    .iter()
+                    .any(|&ch| self.slabs.page_of(ch) == page)
+            } else {
+                self.slabs.page_of(r) == page
+            };
+            if here {
+                hits.push(r);
+            }
+            r = self.rd32(r, NEXT);
+        }
+        // Chained items of other classes can have a chunk here.
+        let mut tails = Vec::new();
+        for oc in 1..self.lru.len() {
+            if oc == c || self.lru[oc].chained == 0 {
+                continue;
+            }
+            let mut r = self.lru[oc].head;
+            while r != NIL {
+                if self.is_chained(r)
+                    && self.chunks(r)[1..]
+                        .iter()
+                        .any(|&ch| self.slabs.page_of(ch) == page)
+                {
+                    tails.push(r);
+                }
+                r = self.rd32(r, NEXT);
+            }
+        }
+        for r in hits {
+            if rescue && !self.is_chained(r) {
+                if let Some(to) = self.slabs.alloc(c, false) {
+                    self.relocate(r, to);
+                    self.lru[c].c.slab_reassign_rescues += 1;
+                    rescued += 1;
+                    continue;
                 }
             }
+            self.unlink(r);
+            self.lru[c].c.slab_reassign_evictions += 1;
+            evicted += 1;
         }
-        if live != self.len {
-            return Err(format!("len {} but {live} live slots", self.len));
+        for r in tails {
+            let oc = self.class_of(r);
+            self.unlink(r);
+            self.lru[oc].c.slab_reassign_evictions += 1;
+            evicted += 1;
         }
-        if raw != self.raw_bytes {
-            return Err(format!("raw_bytes {} but items hold {raw}", self.raw_bytes));
+        if self.lru[c].tail != NIL {
+            self.publish_tail(c);
         }
-        if bytes != self.bytes {
-            return Err(format!("bytes {} but items sum to {bytes}", self.bytes));
-        }
-        // Walk the LRU both ways.
-        let mut n = 0;
-        let mut i = self.head;
-        let mut prev = NIL;
-        while i != NIL {
-            let s = &self.slots[i as usize];
-            if s.item.is_none() || s.prev != prev {
-                return Err(format!("LRU broken at slot {i}"));
-            }
-            n += 1;
-            if n > self.len {
-                return Err("LRU cycle".into());
-            }
-            prev = i;
-            i = s.next;
-        }
-        if n != self.len || self.tail != prev {
-            return Err(format!("LRU has {n} items, len {}", self.len));
-        }
+        (rescued, evicted)
+    }
+
+    /// Checks the table, the LRUs and the counts; returns the first
+    /// inconsistency. `live` gets every item's class.
+    pub(crate) fn check(
+        &self,
+        si: usize,
+        shard_of: &dyn Fn(&[u8]) -> usize,
+    ) -> Result<Vec<u64>, String> {
+        let mut per_class = vec![0u64; self.lru.len()];
         let mut chained = 0;
         for &b in self.buckets.iter().chain(&self.old) {
             let mut i = b;
@@ -523,24 +914,88 @@ impl Shard {
                 if chained > self.len {
                     return Err("bucket chains longer than len".into());
                 }
-                i = self.slots[i as usize].chain;
+                if shard_of(self.key(i)) != si {
+                    return Err("item in the wrong shard".into());
+                }
+                if self.find(self.key(i), self.hash32(self.key(i))) != Some(i) {
+                    return Err("item not reachable from its bucket".into());
+                }
+                per_class[self.class_of(i)] += 1;
+                i = self.rd32(i, HNEXT);
             }
         }
         if chained != self.len {
             return Err(format!("chains hold {chained}, len {}", self.len));
         }
-        Ok(())
+        for (c, l) in self.lru.iter().enumerate() {
+            let mut n = 0u64;
+            let mut bytes = 0;
+            let mut chained = 0u64;
+            let mut i = l.head;
+            let mut prev = NIL;
+            while i != NIL {
+                if self.rd32(i, PREV) != prev || self.class_of(i) != c {
+                    return Err(format!("class {c} LRU broken"));
+                }
+                n += 1;
+                if n > l.number {
+                    return Err(format!("class {c} LRU longer than its count"));
+                }
+                bytes += self.size(i);
+                chained += self.is_chained(i) as u64;
+                let h = self.hash32(self.key(i));
+                if self.find(self.key(i), h) != Some(i) {
+                    return Err(format!("class {c}: LRU item not in the table"));
+                }
+                prev = i;
+                i = self.rd32(i, NEXT);
+            }
+            if n != l.number || l.tail != prev || n != per_class[c] {
+                return Err(format!(
+                    "class {c}: LRU has {n}, count {}, table {}",
+                    l.number, per_class[c]
+                ));
+            }
+            if chained != l.chained {
+                return Err(format!("class {c}: {chained} chained, count {}", l.chained));
+            }
+            if bytes != l.requested {
+                return Err(format!("class {c}: bytes {bytes} != {}", l.requested));
+            }
+        }
+        Ok(per_class)
     }
 
-    /// Keys from the LRU head (most recent) to the tail; for tests.
-    #[cfg(test)]
-    pub(crate) fn lru_keys(&self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut i = self.head;
-        while i != NIL {
-            out.push(self.item(i).key().to_vec());
-            i = self.slots[i as usize].next;
+    /// Chunks held by linked items, per class.
+    pub(crate) fn chunk_counts(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.lru.len()];
+        for l in &self.lru {
+            let mut i = l.head;
+            while i != NIL {
+                for ch in self.chunks(i) {
+                    out[self.class_of(ch)] += 1;
+                }
+                i = self.rd32(i, NEXT);
+            }
         }
         out
+    }
+
+    /// Keys of class `c` from the LRU head to the tail; for tests.
+    #[cfg(test)]
+    pub(crate) fn lru_keys(&self, c: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut i = self.lru[c].head;
+        while i != NIL {
+            out.push(self.key(i).to_vec());
+            i = self.rd32(i, NEXT);
+        }
+        out
+    }
+
+    /// The time of this shard's tail item of class `c`.
+    pub(crate) fn tail_time(&self, c: usize) -> Option<u32> {
+        let t = self.lru[c].tail;
+        (t != NIL).then(|| self.time(t))
     }
 }

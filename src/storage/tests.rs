@@ -11,6 +11,17 @@ fn cfg(limit: u64) -> StoreConfig {
     }
 }
 
+/// Tiny pages so that a test can hold a handful of items: 384-byte pages,
+/// 4 chunks of class 1 (96 bytes: a 2-byte key and up to 60 bytes of
+/// value), 3 of class 2 (120), 2 of class 3 (152).
+fn paged(pages: u64) -> StoreConfig {
+    StoreConfig {
+        slab_page_size: 384,
+        memory_limit: pages * 384,
+        ..Default::default()
+    }
+}
+
 fn one_shard(c: StoreConfig) -> Store {
     Store::with_options(
         c,
@@ -37,7 +48,8 @@ fn cas_of(s: &Store, key: &[u8]) -> u64 {
 impl Store {
     /// Keys of one shard from the LRU head to the tail.
     fn lru_keys(&self, si: usize) -> Vec<Vec<u8>> {
-        self.lock(si).lru_keys()
+        let g = self.lock(si);
+        (1..g.lru.len()).flat_map(|c| g.lru_keys(c)).collect()
     }
 }
 
@@ -442,7 +454,8 @@ fn accounting_matches_memcached_bytes() {
     let st = s.stats();
     assert_eq!(st.bytes, 65 + 70);
     assert_eq!(st.curr_items, 2);
-    assert_eq!(s.used_bytes(), st.bytes);
+    // one page of 1 MB for the two items
+    assert_eq!(s.used_bytes(), 1 << 20);
     assert_eq!(st.limit_maxbytes, 1 << 20);
     s.store(StoreMode::Append, b"z", 0, 0, b"!!", NOW);
     assert_eq!(s.stats().bytes, 67 + 70);
@@ -453,8 +466,9 @@ fn accounting_matches_memcached_bytes() {
 #[test]
 fn lru_evicts_least_recently_used_and_a_read_protects() {
     let size = item_size(2, 10, 0, true);
-    // room for exactly 4 items in one shard
-    let s = one_shard(cfg(size * 4));
+    assert!(size < 96);
+    // room for exactly 4 items in one shard: one page of four chunks
+    let s = one_shard(paged(1));
     for k in [b"k1", b"k2", b"k3", b"k4"] {
         assert!(matches!(
             set(&s, k, &[b'v'; 10]),
@@ -499,11 +513,12 @@ fn lru_evicts_least_recently_used_and_a_read_protects() {
 
 #[test]
 fn lru_order_is_store_order_without_reads() {
-    let size = item_size(2, 1, 0, true);
-    let s = one_shard(cfg(size * 3));
+    // 70-byte values: class 2, three chunks per page
+    let v = [b'v'; 70];
+    let s = one_shard(paged(1));
     for i in 0..10u8 {
         let k = [b'k', b'0' + i];
-        set(&s, &k, b"v");
+        set(&s, &k, &v);
         assert_eq!(s.lru_keys(0).first().unwrap(), &k.to_vec());
     }
     assert_eq!(
@@ -511,21 +526,23 @@ fn lru_order_is_store_order_without_reads() {
         vec![b"k9".to_vec(), b"k8".to_vec(), b"k7".to_vec()]
     );
     // overwriting an item makes it the most recent
-    set(&s, b"k7", b"w");
+    set(&s, b"k7", &[b'w'; 70]);
     assert_eq!(
         s.lru_keys(0),
         vec![b"k7".to_vec(), b"k9".to_vec(), b"k8".to_vec()]
     );
     assert_eq!(s.stats().evictions, 7);
+    s.check_invariants().unwrap();
 }
 
 #[test]
 fn eviction_prefers_dead_items_and_counts_reclaimed() {
-    let size = item_size(2, 1, 0, true);
-    let s = one_shard(cfg(size * 2));
-    s.store(StoreMode::Set, b"k1", 0, NOW + 1, b"v", NOW);
-    s.store(StoreMode::Set, b"k2", 0, 0, b"v", NOW);
-    s.store(StoreMode::Set, b"k3", 0, 0, b"v", NOW + 2);
+    // 100-byte values: class 3, two chunks per page
+    let v: &[u8] = &[b'v'; 100];
+    let s = one_shard(paged(1));
+    s.store(StoreMode::Set, b"k1", 0, NOW + 1, v, NOW);
+    s.store(StoreMode::Set, b"k2", 0, 0, v, NOW);
+    s.store(StoreMode::Set, b"k3", 0, 0, v, NOW + 2);
     let st = s.stats();
     assert_eq!(
         (st.reclaimed, st.expired_unfetched, st.evictions),
@@ -535,8 +552,8 @@ fn eviction_prefers_dead_items_and_counts_reclaimed() {
     // flushed items met at the tail are reclaimed too; k3 was never
     // fetched, k2 was
     s.flush_all(0, NOW + 2);
-    s.store(StoreMode::Set, b"k4", 0, 0, b"v", NOW + 2);
-    s.store(StoreMode::Set, b"k5", 0, 0, b"v", NOW + 2);
+    s.store(StoreMode::Set, b"k4", 0, 0, v, NOW + 2);
+    s.store(StoreMode::Set, b"k5", 0, 0, v, NOW + 2);
     let st = s.stats();
     assert_eq!(
         (st.reclaimed, st.expired_unfetched, st.evictions),
@@ -544,28 +561,33 @@ fn eviction_prefers_dead_items_and_counts_reclaimed() {
     );
     assert_eq!(st.curr_items, 2);
     // and live ones are evicted, counted as never fetched
-    s.store(StoreMode::Set, b"k6", 0, 0, b"v", NOW + 2);
+    s.store(StoreMode::Set, b"k6", 0, 0, v, NOW + 2);
     let st = s.stats();
     assert_eq!((st.evictions, st.evicted_unfetched), (1, 1));
+    s.check_invariants().unwrap();
     assert_eq!(val(&s, b"k4", NOW + 2), Err(Miss::NotFound));
 }
 
 #[test]
 fn no_evictions_mode_refuses_and_set_unlinks() {
-    let size = item_size(2, 1, 0, true);
+    // one page: two chunks of class 3 (100-byte values)
+    let v: &[u8] = &[b'v'; 100];
     let s = one_shard(StoreConfig {
         evictions: false,
-        ..cfg(size * 2)
+        ..paged(1)
     });
-    set(&s, b"k1", b"v");
-    set(&s, b"k2", b"v");
-    assert_eq!(set(&s, b"k3", b"v"), StoreOutcome::OutOfMemory);
-    // same-size overwrite fits (the old item's memory is reused)
-    assert!(matches!(set(&s, b"k1", b"w"), StoreOutcome::Stored { .. }));
-    // a bigger set that does not fit drops the old value
-    assert_eq!(set(&s, b"k1", b"longer"), StoreOutcome::OutOfMemory);
+    set(&s, b"k1", v);
+    set(&s, b"k2", v);
+    assert_eq!(set(&s, b"k3", v), StoreOutcome::OutOfMemory);
+    // same-class overwrite fits (the old item's chunk is reused)
+    assert!(matches!(
+        set(&s, b"k1", &[b'w'; 100]),
+        StoreOutcome::Stored { .. }
+    ));
+    // a set into another class that has no page drops the old value
+    assert_eq!(set(&s, b"k1", b"short"), StoreOutcome::OutOfMemory);
     assert_eq!(val(&s, b"k1", NOW), Err(Miss::NotFound));
-    set(&s, b"k1", b"v");
+    set(&s, b"k1", v);
     // append/prepend/replace/cas/incr keep the old value
     // (append/prepend answer NOT_STORED, as memcached 1.6.18 -M does)
     assert_eq!(
@@ -585,64 +607,72 @@ fn no_evictions_mode_refuses_and_set_unlinks() {
         s.store(StoreMode::Cas(c), b"k1", 0, 0, b"xx", NOW),
         StoreOutcome::OutOfMemory
     );
-    set(&s, b"k2", b"9");
-    assert_eq!(s.arith(b"k2", true, 1, NOW), ArithOutcome::OutOfMemory);
-    assert_eq!(val(&s, b"k1", NOW).unwrap(), b"v");
-    assert_eq!(val(&s, b"k2", NOW).unwrap(), b"9");
+    let mut nine = vec![b' '; 100];
+    nine[0] = b'9';
+    set(&s, b"k2", &nine);
     // in-place arith needs no memory
     assert!(matches!(
         s.arith(b"k2", false, 1, NOW),
         ArithOutcome::Value { value: 8, .. }
     ));
+    assert_eq!(val(&s, b"k1", NOW).unwrap(), v);
     assert_eq!(s.stats().evictions, 0);
+    let rep = s.memory_report();
+    let c3 = rep.classes.iter().find(|c| c.id == 3).unwrap();
+    // k3, and the append and prepend of k1
+    assert_eq!(c3.outofmemory, 3);
+    // plus the three refusals in class 1, which has no page to report
+    assert_eq!(s.stats().outofmemory, 6);
     s.check_invariants().unwrap();
 }
 
 #[test]
 fn item_larger_than_the_whole_limit_does_not_wipe_the_cache() {
-    let size = item_size(2, 1, 0, true);
-    let s = one_shard(cfg(size * 2));
+    let s = one_shard(paged(1));
     set(&s, b"k1", b"v");
-    assert_eq!(set(&s, b"k2", &[0; 500]), StoreOutcome::OutOfMemory);
+    // needs chained chunks of the largest class, more than one page holds
+    assert_eq!(set(&s, b"k2", &[0; 900]), StoreOutcome::OutOfMemory);
     assert!(val(&s, b"k1", NOW).is_ok());
+    s.check_invariants().unwrap();
 }
 
 #[test]
 fn shrinking_the_limit_evicts_down_to_it() {
-    let s = Store::new(cfg(1 << 20));
-    for i in 0..1000 {
-        set(&s, format!("key{i}").as_bytes(), &[b'x'; 100]);
+    let s = Store::new(cfg(64 << 20));
+    // 100-byte values in class 3 (152-byte chunks, 6898 a page): 5 pages
+    for i in 0..30_000 {
+        set(&s, format!("key{i:05}").as_bytes(), &[b'x'; 100]);
     }
     let before = s.stats();
-    assert_eq!(before.curr_items, 1000);
-    s.set_memory_limit(50_000);
+    assert_eq!(before.curr_items, 30_000);
+    assert_eq!(before.total_malloced, 5 << 20);
+    s.set_memory_limit(3 << 20);
     let after = s.stats();
-    assert!(after.bytes <= 50_000, "{after:?}");
-    assert!(after.bytes > 40_000, "evicted far too much: {after:?}");
-    assert_eq!(after.limit_maxbytes, 50_000);
-    assert_eq!(after.evictions, 1000 - after.curr_items);
+    assert_eq!(after.total_malloced, 3 << 20, "{after:?}");
+    assert_eq!(after.curr_items, 3 * 6898, "{after:?}");
+    assert_eq!(after.limit_maxbytes, 3 << 20);
+    let rep = s.memory_report();
+    assert_eq!(rep.slab_reassign_evictions_nomem, 30_000 - 3 * 6898);
+    assert_eq!(rep.classes[0].total_pages, 3);
     s.check_invariants().unwrap();
-    s.set_memory_limit(1 << 20);
+    s.set_memory_limit(8 << 20);
     set(&s, b"new", b"v");
     s.check_invariants().unwrap();
 }
 
 #[test]
 fn small_limit_serves_every_shard() {
-    // 64 shards, room for ~20 items: every key can still be stored.
-    let size = item_size(6, 100, 0, true);
-    let s = Store::new(cfg(size * 20));
+    // 64 shards, five pages of four items: every key can still be stored.
+    let s = Store::new(paged(5));
     for i in 0..500 {
         let k = format!("key{i:03}");
+        let v = [b'x'; 50];
         assert!(
-            matches!(
-                set(&s, k.as_bytes(), &[b'x'; 100]),
-                StoreOutcome::Stored { .. }
-            ),
+            matches!(set(&s, k.as_bytes(), &v), StoreOutcome::Stored { .. }),
             "{k}"
         );
-        assert_eq!(val(&s, k.as_bytes(), NOW).unwrap(), vec![b'x'; 100]);
-        assert!(s.used_bytes() <= size * 20);
+        assert_eq!(val(&s, k.as_bytes(), NOW).unwrap(), v.to_vec());
+        assert!(s.used_bytes() <= 5 * 384);
     }
     assert_eq!(s.stats().curr_items, 20);
     s.check_invariants().unwrap();
@@ -680,7 +710,7 @@ fn reclaim_expired_sweeps_incrementally() {
     // flushed items are swept as well
     s.flush_all(0, NOW + 5);
     let mut n = 0;
-    for _ in 0..100 {
+    for _ in 0..200 {
         n += s.reclaim_expired(NOW + 5, 500);
     }
     assert_eq!(n, 1000);
@@ -705,9 +735,12 @@ fn stats_report_hash_table() {
 #[test]
 fn concurrent_mixed_ops_keep_invariants() {
     use std::sync::Arc;
-    let size = item_size(8, 64, 0, true);
     let s = Arc::new(Store::with_options(
-        cfg(size * 300),
+        StoreConfig {
+            slab_page_size: 1024,
+            item_size_max: 4096,
+            ..cfg(40 * 1024)
+        },
         StoreOptions {
             shards: 8,
             ..Default::default()
@@ -757,7 +790,7 @@ fn concurrent_mixed_ops_keep_invariants() {
                             let _ = s.touch(key, now + 10, now);
                         }
                     }
-                    assert!(s.used_bytes() <= size * 300);
+                    assert!(s.used_bytes() <= 40 * 1024);
                 }
             })
         })
@@ -767,7 +800,7 @@ fn concurrent_mixed_ops_keep_invariants() {
     }
     s.check_invariants().unwrap();
     let st = s.stats();
-    assert!(st.bytes <= size * 300);
+    assert!(s.used_bytes() <= 40 * 1024);
     assert!(st.evictions > 0);
     let mut hits = 0;
     for i in 0..1000 {
@@ -824,6 +857,7 @@ fn concurrent_limit_changes_and_no_eviction_mode() {
         let s = Arc::new(Store::with_options(
             StoreConfig {
                 evictions,
+                slab_page_size: 1024,
                 ..cfg(200_000)
             },
             StoreOptions {
@@ -859,7 +893,7 @@ fn concurrent_limit_changes_and_no_eviction_mode() {
         s.set_memory_limit(120_000);
         s.check_invariants().unwrap();
         let st = s.stats();
-        assert!(st.bytes <= 120_000, "{st:?}");
+        assert!(s.used_bytes() <= 120_000, "{st:?}");
         if evictions {
             assert_eq!(oom, 0);
             assert!(st.evictions > 0);
