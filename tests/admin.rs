@@ -5,11 +5,8 @@
 //! Where memcached 1.6.18 (/usr/bin/memcached) can answer the same
 //! requests, the replies are compared byte for byte.
 //!
-//! Some checks need the slab engine of issue 3 (classes, pages, per-class
-//! counters). Until it is merged the store reports no classes; those
-//! checks print `SKIPPED (no slab classes)` and return, unless
-//! `TWINCACHE_REQUIRE_SLABS=1`, which makes them fail instead. They are
-//! the ones calling [`slab_classes_or_skip`].
+//! Checks that need slab classes call [`slab_classes`], which fails when
+//! a stored item does not show up as an active slab class.
 
 mod common;
 
@@ -51,14 +48,9 @@ fn stat_lines(block: &str) -> Vec<(String, String)> {
     v
 }
 
-fn require_slabs() -> bool {
-    std::env::var("TWINCACHE_REQUIRE_SLABS").is_ok_and(|v| v == "1")
-}
-
-/// True when the server reports slab classes once an item is stored (the
-/// slab engine is in); otherwise prints why the caller skips, or panics
-/// when `TWINCACHE_REQUIRE_SLABS=1`.
-fn slab_classes_or_skip(c: &mut Client, test: &str) -> bool {
+/// Stores an item and checks that `stats slabs` then reports an active
+/// class (the slab engine is in place).
+fn slab_classes(c: &mut Client, test: &str) {
     assert_eq!(ask(c, "set slab-probe 0 0 1\r\nx\r\n"), "STORED\r\n");
     let slabs = stat_lines(&stats_block(c, "slabs"));
     let active = slabs
@@ -66,15 +58,7 @@ fn slab_classes_or_skip(c: &mut Client, test: &str) -> bool {
         .find(|(k, _)| k == "active_slabs")
         .map(|(_, v)| v.parse::<u64>().expect("active_slabs numeric"))
         .expect("active_slabs");
-    if active > 0 {
-        return true;
-    }
-    assert!(
-        !require_slabs(),
-        "{test}: TWINCACHE_REQUIRE_SLABS=1 but the store reports no slab classes"
-    );
-    eprintln!("SKIPPED (no slab classes) {test}: needs the slab engine of issue 3");
-    false
+    assert!(active > 0, "{test}: the store reports no slab classes");
 }
 
 /// Every metadump line: key -> (exp, la, cas, fetch, cls, size).
@@ -685,9 +669,7 @@ fn memcached_exporter_scrape() {
     assert_eq!(ask(&mut c, "set a 0 0 1\r\n1\r\n"), "STORED\r\n");
     assert_eq!(ask(&mut c, "gets a\r\n").lines().count(), 3);
     let classes = exporter_scrape(&mut c).expect("scrape");
-    if !slab_classes_or_skip(&mut c, "memcached_exporter_scrape") {
-        return;
-    }
+    slab_classes(&mut c, "memcached_exporter_scrape");
     assert!(!classes.is_empty());
     if require_tool("memcached").is_none() {
         return;
@@ -707,9 +689,7 @@ fn memcached_exporter_scrape() {
 fn per_class_counters() {
     let s = Server::start(&[]);
     let mut c = s.connect();
-    if !slab_classes_or_skip(&mut c, "per_class_counters") {
-        return;
-    }
+    slab_classes(&mut c, "per_class_counters");
     let seq = "set a 0 0 1\r\nx\r\nset bb 5 100 10\r\n0123456789\r\nget a\r\ngets bb\r\n\
                cas bb 0 0 1 999\r\nz\r\ntouch a 100\r\nincr a 1\r\ndelete zz\r\n";
     let _ = ask(&mut c, seq);
