@@ -146,7 +146,8 @@ impl Shared {
 /// reclaimed (the caller sleeps longer when it is 0).
 pub fn maintain(shared: &Shared) -> usize {
     let now = shared.clock.now();
-    shared.store.maintain(now)
+    let crawler = shared.runtime.lock().map(|r| r.lru_crawler).unwrap_or(true);
+    shared.store.maintain_with(now, crawler)
 }
 
 /// What the server layer provides to `exec` (implemented in `server/`).

@@ -1,5 +1,5 @@
 //! The maintenance thread: background upkeep of the store
-//! ([`exec::maintain`]: the expiry sweep) a few times a second, faster
+//! ([`exec::maintain`]: crawler and expiry sweep, page mover, limit shrink) a few times a second, faster
 //! while it finds work. It sleeps with `park_timeout`, so a stop wakes it
 //! at once.
 

@@ -252,15 +252,16 @@ pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
         Some(_) => None,
     };
     let maint = match spawn_error {
-        None if shared.config.tuning.lru_crawler => {
-            match maintenance::Maintenance::spawn(Arc::clone(&shared), Arc::clone(&control)) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    spawn_error = Some(e);
-                    None
-                }
+        // Always: besides the crawler (which `lru_crawler disable` and
+        // `-o no_lru_crawler` turn off inside exec::maintain) it runs the
+        // page mover and gives pages back after `cache_memlimit` shrinks.
+        None => match maintenance::Maintenance::spawn(Arc::clone(&shared), Arc::clone(&control)) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                spawn_error = Some(e);
+                None
             }
-        }
+        },
         _ => None,
     };
     if spawn_error.is_some() {

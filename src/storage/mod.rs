@@ -1764,8 +1764,18 @@ impl Store {
     /// second: a queued crawl, the expiry sweep, the page mover and the
     /// automove decision. Returns the number of items reclaimed.
     pub fn maintain(&self, now: u32) -> usize {
-        let mut n = self.crawl_step(now, MAINTAIN_BUDGET);
-        n += self.reclaim_expired(now, MAINTAIN_BUDGET);
+        self.maintain_with(now, true)
+    }
+
+    /// [`Store::maintain`], with the crawler (queued crawls and the
+    /// background expiry sweep) on or off (`lru_crawler disable`). Page
+    /// moves and giving pages back to a lowered limit run either way.
+    pub fn maintain_with(&self, now: u32, crawler: bool) -> usize {
+        let mut n = 0;
+        if crawler {
+            n += self.crawl_step(now, MAINTAIN_BUDGET);
+            n += self.reclaim_expired(now, MAINTAIN_BUDGET);
+        }
         if self.slabs.pages_over_limit() > 0 {
             self.shrink_to_limit(now);
         }
