@@ -312,3 +312,146 @@ fn a_closing_pipeline_closes_the_same_way_at_every_split() {
         );
     }
 }
+
+// ---- the fuzz seed corpus, replayed on stable ---------------------------
+
+mod replay {
+    use twincache::protocol::{encode, parse, Limits, Parsed, ProtocolError, Recovery};
+
+    /// One verdict of the connection-like driver, owned.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Event {
+        Command(Vec<u8>, usize),
+        Invalid(ProtocolError, usize, Recovery, bool),
+        Swallowed(usize),
+    }
+
+    /// The parse loop of a connection: parse, act on the verdict, repeat.
+    pub struct Driver {
+        limits: Limits,
+        buf: Vec<u8>,
+        swallow: usize,
+        pub closed: bool,
+        pub events: Vec<Event>,
+    }
+
+    impl Driver {
+        pub fn new(limits: Limits) -> Driver {
+            Driver {
+                limits,
+                buf: Vec::new(),
+                swallow: 0,
+                closed: false,
+                events: Vec::new(),
+            }
+        }
+
+        pub fn feed(&mut self, bytes: &[u8]) {
+            if self.closed {
+                return;
+            }
+            self.buf.extend_from_slice(bytes);
+            let mut pos = 0;
+            loop {
+                if self.swallow > 0 {
+                    let n = self.swallow.min(self.buf.len() - pos);
+                    if n > 0 {
+                        match self.events.last_mut() {
+                            Some(Event::Swallowed(m)) => *m += n,
+                            _ => self.events.push(Event::Swallowed(n)),
+                        }
+                    }
+                    pos += n;
+                    self.swallow -= n;
+                    if self.swallow > 0 {
+                        break;
+                    }
+                }
+                let rest = &self.buf[pos..];
+                if rest.is_empty() {
+                    break;
+                }
+                match parse(rest, &self.limits) {
+                    Parsed::Incomplete => break,
+                    Parsed::Complete { cmd, consumed } => {
+                        assert!(consumed > 0 && consumed <= rest.len());
+                        let mut enc = Vec::new();
+                        encode::request(&mut enc, &cmd);
+                        self.events.push(Event::Command(enc, consumed));
+                        pos += consumed;
+                    }
+                    Parsed::Invalid {
+                        error,
+                        consumed,
+                        recovery,
+                        silent,
+                        ..
+                    } => {
+                        assert!(consumed > 0 && consumed <= rest.len());
+                        self.events
+                            .push(Event::Invalid(error, consumed, recovery, silent));
+                        pos += consumed;
+                        match recovery {
+                            Recovery::Continue => {}
+                            Recovery::Swallow(n) => self.swallow = n,
+                            Recovery::Close => {
+                                self.closed = true;
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            self.buf.drain(..pos);
+        }
+    }
+
+    /// The limits byte of a parse_stream fuzz input (as the target reads it).
+    pub fn limits(b: u8) -> Limits {
+        Limits {
+            item_size_max: match b & 3 {
+                0 => 1024 * 1024,
+                1 => 100,
+                2 => 64,
+                _ => 2048,
+            },
+            cas_enabled: b & 4 == 0,
+        }
+    }
+}
+
+/// T1b at the parser level: every seed of the parse_stream fuzz target
+/// (fuzz/seeds/parse_stream, in git), split at every byte offset, gives the
+/// verdicts of the whole input.
+#[test]
+fn fuzz_seeds_split_at_every_offset() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/parse_stream");
+    let mut seeds: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fuzz/seeds/parse_stream")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    seeds.sort();
+    assert!(seeds.len() >= 100, "{} seeds", seeds.len());
+    let mut splits = 0usize;
+    for path in &seeds {
+        let input = std::fs::read(path).expect("seed");
+        assert!(input.len() >= 3, "{path:?}");
+        let limits = replay::limits(input[0]);
+        let data = &input[3..];
+        let mut whole = replay::Driver::new(limits);
+        whole.feed(data);
+        for k in 0..=data.len() {
+            let mut two = replay::Driver::new(limits);
+            two.feed(&data[..k]);
+            two.feed(&data[k..]);
+            assert_eq!(two.events, whole.events, "{path:?} split at {k}");
+            assert_eq!(two.closed, whole.closed, "{path:?} split at {k}");
+            splits += 1;
+        }
+    }
+    println!(
+        "T1b seeds: {} seeds, {splits} splits, all equal",
+        seeds.len()
+    );
+}
