@@ -455,3 +455,85 @@ fn fuzz_seeds_split_at_every_offset() {
         seeds.len()
     );
 }
+
+// ---- stream-level chunk independence (proptest) --------------------------
+
+mod stream_props {
+    use super::replay::{limits, Driver};
+    use proptest::prelude::*;
+
+    /// Pieces of protocol traffic, including storage commands with data
+    /// blocks of the announced, a shorter or a longer length, refused
+    /// lines whose blocks are swallowed, and long lines.
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"get a b\r\n".to_vec()),
+            Just(b"gets a\n".to_vec()),
+            Just(b"gat 10 a\r\n".to_vec()),
+            Just(b"delete a noreply\r\n".to_vec()),
+            Just(b"incr a 18446744073709551616\r\n".to_vec()),
+            Just(b"GET / HTTP/1.0\r\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\x80\x00\x01".to_vec()),
+            (
+                prop_oneof![Just("set"), Just("add"), Just("append"), Just("cas")],
+                prop_oneof![
+                    Just("k".to_string()),
+                    Just("k".repeat(251)),
+                    Just("a\u{1}b".to_string())
+                ],
+                prop_oneof![Just("0"), Just("4294967296"), Just("-1")],
+                0usize..300,
+                -2i64..3,
+                any::<bool>(),
+            )
+                .prop_map(|(verb, key, flags, len, delta, noreply)| {
+                    let cas = if verb == "cas" { " 7" } else { "" };
+                    let nr = if noreply { " noreply" } else { "" };
+                    let mut v = format!("{verb} {key} {flags} 0 {len}{cas}{nr}\r\n").into_bytes();
+                    let actual = (len as i64 + delta).max(0) as usize;
+                    v.extend(std::iter::repeat(b'd').take(actual));
+                    v.extend_from_slice(b"\r\n");
+                    v
+                }),
+            (2040usize..2060).prop_map(|n| [vec![b'x'; n], b"\r\n".to_vec()].concat()),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(piece(), 1..12).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+            ..ProptestConfig::default()
+        })]
+
+        /// The same stream cut into arbitrary reads gives the same verdicts
+        /// (commands, errors, swallowed bytes, close) as in one read.
+        #[test]
+        fn stream_verdicts_do_not_depend_on_reads(
+            s in stream(),
+            lim in 0u8..8,
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 1..6),
+        ) {
+            let limits = limits(lim);
+            let mut whole = Driver::new(limits);
+            whole.feed(&s);
+            let mut offsets: Vec<usize> = cuts.iter().map(|c| c.index(s.len() + 1)).collect();
+            offsets.sort();
+            let mut parts = Driver::new(limits);
+            let mut at = 0;
+            for o in offsets {
+                parts.feed(&s[at..o]);
+                at = o;
+            }
+            parts.feed(&s[at..]);
+            prop_assert_eq!(&parts.events, &whole.events);
+            prop_assert_eq!(parts.closed, whole.closed);
+        }
+    }
+}
