@@ -493,7 +493,7 @@ mod stream_props {
                     let nr = if noreply { " noreply" } else { "" };
                     let mut v = format!("{verb} {key} {flags} 0 {len}{cas}{nr}\r\n").into_bytes();
                     let actual = (len as i64 + delta).max(0) as usize;
-                    v.extend(std::iter::repeat(b'd').take(actual));
+                    v.extend(std::iter::repeat_n(b'd', actual));
                     v.extend_from_slice(b"\r\n");
                     v
                 }),
