@@ -752,3 +752,55 @@ fn listens_on_loopback_only_by_default() {
         "VERSION 1.6.18\r\n"
     );
 }
+
+// ---- T7 variant: half-sent large values ------------------------------------
+
+/// KNOWN FAILURE (found by this suite, not fixed here: the fix belongs in
+/// src/server/connection.rs and is a design choice for the lead).
+///
+/// 500 clients each announce a 1,000,000-byte value and send half of it.
+/// twincache holds each partial request in a per-connection read buffer
+/// grown to fit the whole request, outside `-m`: about 0.5-1 MB per
+/// connection, so `-c 1024` such clients can hold ~1 GB whatever `-m` says.
+/// memcached allocates the item up front from its `-m` memory (measured
+/// here: 200 such clients, +69 MB at -m 64). The bound asserted is the one
+/// memcached meets: growth <= m + 20 MB.
+///
+/// Run with `cargo test --test resources -- --ignored half_sent_large`.
+#[test]
+#[ignore = "KNOWN FAILURE: partial large values are buffered outside -m (see doc comment)"]
+fn half_sent_large_values_stay_within_m() {
+    let _g = serial();
+    let n = 500;
+    raise_nofile(n as u64 + 512);
+    let server = Server::start(&["-m", "64", "-c", "4096"]);
+    let pid = server.pid();
+    let before = rss(pid);
+    let half = vec![b'x'; 500_000];
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        s.write_all(format!("set big{i} 0 0 1000000\r\n").as_bytes())
+            .expect("write");
+        s.write_all(&half).expect("write");
+        held.push(s);
+    }
+    // Let the server read what it will: wait until its RSS settles.
+    let mut after = rss(pid);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = rss(pid);
+        if now == after {
+            break;
+        }
+        after = now;
+    }
+    let growth = after.saturating_sub(before);
+    let limit = 64 * MB + 20 * MB;
+    println!(
+        "T7 half-sent 1 MB values: connections={n} rss {before}kB -> {after}kB \
+         growth={growth}kB limit={limit}kB {}",
+        if growth <= limit { "PASS" } else { "FAIL" }
+    );
+    assert!(growth <= limit, "RSS grew by {growth} kB");
+}
