@@ -30,6 +30,10 @@ pub enum Reply {
     StatsDetailUsage,
     /// `ERROR Too many open connections` (then the connection is closed)
     TooManyConnections,
+    /// `SERVER_ERROR out of memory reading request` (then the connection
+    /// is closed): partial requests already hold all the read-buffer
+    /// memory allowed.
+    OutOfMemoryReading,
     /// `MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m`
     MemlimitTooSmall,
     /// `MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes`
@@ -94,6 +98,7 @@ impl Reply {
             Reply::BadCommandLine => b"CLIENT_ERROR bad command line format\r\n",
             Reply::StatsDetailUsage => b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
             Reply::TooManyConnections => b"ERROR Too many open connections\r\n",
+            Reply::OutOfMemoryReading => b"SERVER_ERROR out of memory reading request\r\n",
             Reply::MemlimitTooSmall => {
                 b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
             }

@@ -26,6 +26,7 @@
 //! after a hang-up event, when an EOF may be queued behind the data.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::BindingProtocol;
@@ -53,6 +54,14 @@ pub(crate) const STREAM_LOW: usize = 256 * 1024;
 /// right away only once they reach this size; smaller ones ride along with
 /// the next batch.
 const YIELD_FLUSH: usize = 64 * 1024;
+
+/// Read-buffer bytes beyond RBUF_SIZE held by connections for partial
+/// requests, process-wide. A partial large value lives in its connection's
+/// read buffer, outside the store's `-m` (memcached allocates it from `-m`
+/// up front), so without a cap N slow clients could hold N x `-I`. The cap
+/// is the memory limit (at least 4 x `-I`); a connection that needs to grow
+/// past it gets `SERVER_ERROR out of memory reading request` and is closed.
+static GROWN: AtomicUsize = AtomicUsize::new(0);
 
 /// Per-worker free lists of buffers.
 pub(crate) struct Pools {
@@ -191,6 +200,14 @@ pub(crate) struct Connection {
     /// The first bytes arrived (memcached's protocol negotiation, logged
     /// once at `-vv`).
     negotiated: bool,
+    /// This connection's share of [`GROWN`].
+    charged: usize,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.uncharge();
+    }
 }
 
 impl Connection {
@@ -214,6 +231,37 @@ impl Connection {
             lingered: false,
             queued: false,
             negotiated: false,
+            charged: 0,
+        }
+    }
+
+    /// Accounts a read buffer of `len` bytes in [`GROWN`]; false (nothing
+    /// charged) when that would pass the cap.
+    fn charge(&mut self, len: usize, env: &Env<'_>) -> bool {
+        let want = len.saturating_sub(RBUF_SIZE);
+        if want <= self.charged {
+            return true;
+        }
+        let delta = want - self.charged;
+        let limit = env.ctx.shared.memory_limit.load(Ordering::Relaxed);
+        let cap = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .max(env.limits.item_size_max.saturating_mul(4));
+        let before = GROWN.fetch_add(delta, Ordering::AcqRel);
+        if before.saturating_add(delta) > cap {
+            GROWN.fetch_sub(delta, Ordering::AcqRel);
+            return false;
+        }
+        self.charged = want;
+        true
+    }
+
+    /// Gives this connection's share of [`GROWN`] back (its grown read
+    /// buffer is gone).
+    fn uncharge(&mut self) {
+        if self.charged > 0 {
+            GROWN.fetch_sub(self.charged, Ordering::AcqRel);
+            self.charged = 0;
         }
     }
 
@@ -440,6 +488,16 @@ impl Connection {
             }
             if self.rbuf.len() - self.rend < MIN_READ {
                 let grown = (self.rbuf.len() * 2).max(RBUF_SIZE);
+                if !self.charge(grown, env) {
+                    if self.wbuf.capacity() == 0 {
+                        self.wbuf = pools.take_wbuf();
+                    }
+                    self.wbuf.extend_from_slice(
+                        crate::protocol::encode::Reply::OutOfMemoryReading.text(),
+                    );
+                    self.closing = true;
+                    return Ok(Got::Nothing);
+                }
                 match pools.take_big_rbuf(grown) {
                     Some(mut big) => {
                         big[..self.rend].copy_from_slice(&self.rbuf[..self.rend]);
@@ -562,6 +620,7 @@ impl Connection {
             if !self.rbuf.is_empty() {
                 pools.put_rbuf(std::mem::take(&mut self.rbuf));
             }
+            self.uncharge();
             self.rstart = 0;
             self.rend = 0;
         } else if self.rbuf.len() > RBUF_SIZE && self.rend - self.rstart <= RBUF_SIZE / 2 {
@@ -569,6 +628,7 @@ impl Connection {
             let len = self.rend - self.rstart;
             small[..len].copy_from_slice(&self.rbuf[self.rstart..self.rend]);
             pools.put_rbuf(std::mem::replace(&mut self.rbuf, small));
+            self.uncharge();
             self.rstart = 0;
             self.rend = len;
         }
