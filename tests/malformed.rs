@@ -687,11 +687,16 @@ fn malformed_input_table() {
     let server = Server::start(&[]);
     let mut observer = server.connect();
     assert_eq!(observer.call_line(b"version\r\n"), "VERSION 1.6.18\r\n");
-    // Warm-up: one of each kind of buffer the table will use.
-    let _ = run_case(server.port, b"get a\r\n", &End::Open, b"");
-    let rss_before = rss_kb(server.pid());
+    // The table runs twice and RSS is compared over the second pass: the
+    // first one also warms up what legitimately stays allocated (buffer
+    // pools, and the slab pages, within -m, that the table's stored items
+    // get), so the second pass shows growth that would repeat: a leak.
+    let mut rss_before = 0;
     let mut failures = Vec::new();
-    for c in &cases {
+    for (pass, c) in (0..2).flat_map(|pass| cases.iter().map(move |c| (pass, c))) {
+        if pass == 1 && std::ptr::eq(c, &cases[0]) {
+            rss_before = rss_kb(server.pid());
+        }
         let (reply, end) = match (&c.memcached, mc) {
             (Some((r, e, _)), true) => (r.clone(), e.clone()),
             _ => (c.reply.clone(), c.end.clone()),
@@ -725,13 +730,18 @@ fn malformed_input_table() {
                 .as_ref()
                 .map(|(_, _, w)| format!(" [divergence: {w}]"))
                 .unwrap_or_default();
-            failures.push(format!("{}{}: {}", c.name, why, problems.join("; ")));
+            failures.push(format!(
+                "pass {pass}: {}{}: {}",
+                c.name,
+                why,
+                problems.join("; ")
+            ));
         }
     }
     let rss_after = rss_kb(server.pid());
     let growth = rss_after as i64 - rss_before as i64;
     println!(
-        "T2 malformed: {} cases, {} failed, RSS {} kB -> {} kB ({:+} kB)",
+        "T2 malformed: {} cases x 2 passes, {} failed, RSS over the second pass {} kB -> {} kB ({:+} kB)",
         cases.len(),
         failures.len(),
         rss_before,
@@ -747,6 +757,6 @@ fn malformed_input_table() {
     }
     assert!(
         growth.abs() < 1024,
-        "RSS changed by {growth} kB over the table (limit 1 MB)"
+        "RSS changed by {growth} kB over the table's second pass (limit 1 MB)"
     );
 }
