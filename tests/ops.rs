@@ -726,6 +726,42 @@ fn sighup_is_logged_and_harmless() {
     assert!(log.contains("Exiting normally"), "{log}");
 }
 
+/// SIGUSR1 is memcached's graceful stop: the pipeline already sent is
+/// answered, then the process exits 0 (its default action would kill it).
+#[test]
+fn sigusr1_stops_gracefully() {
+    let port = free_port();
+    let mut cmd = Command::new(binary());
+    cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-v"]);
+    if is_root() {
+        cmd.args(["-u", "root"]);
+    }
+    let mut proc = Proc(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    assert!(eventually(Duration::from_secs(10), || answers_version(
+        port
+    )));
+    let mut c = Client::connect(port);
+    assert_eq!(c.call_line(b"set k 0 0 1\r\nv\r\n"), "STORED\r\n");
+    kill(proc.pid(), Signal::SIGUSR1).expect("kill");
+    let st = proc.wait_exit(Duration::from_secs(10)).expect("exit");
+    assert!(
+        st.success(),
+        "SIGUSR1 did not end the server cleanly: {st:?}"
+    );
+    let mut log = String::new();
+    if let Some(mut e) = proc.0.stderr.take() {
+        let _ = e.read_to_string(&mut log);
+    }
+    assert!(log.contains("Gracefully stopping"), "{log}");
+    assert!(log.contains("Exiting normally"), "{log}");
+}
+
 /// Runs a short session against the binary at `verbosity` and returns its
 /// stderr (the client's fd as the server numbers it is not known: lines
 /// are matched by their ending).

@@ -1,5 +1,7 @@
-//! SIGTERM / SIGINT / SIGHUP: a dedicated thread waits for them with
-//! `sigwait`. SIGTERM and SIGINT ask the server to stop; SIGHUP is logged
+//! SIGTERM / SIGINT / SIGUSR1 / SIGHUP: a dedicated thread waits for them
+//! with `sigwait`. SIGTERM and SIGINT ask the server to stop, and so does
+//! SIGUSR1 (memcached's "graceful stop"; every stop here is graceful:
+//! requests already read are answered first); SIGHUP is logged
 //! and otherwise ignored (memcached uses it only to reload TLS
 //! certificates, which we do not have; its default action, ending the
 //! process, is never what an operator sending it wants). The signals are
@@ -21,10 +23,11 @@ fn handled_signals() -> SigSet {
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
     set.add(Signal::SIGHUP);
+    set.add(Signal::SIGUSR1);
     set
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every
+/// Blocks SIGTERM, SIGINT, SIGUSR1 and SIGHUP in the calling thread (and so in every
 /// thread it starts afterwards).
 pub(crate) fn block() -> io::Result<()> {
     handled_signals().thread_block().map_err(io::Error::from)
@@ -48,6 +51,9 @@ impl SignalThread {
                         }
                         Ok(sig) => {
                             if !control.is_stopping() {
+                                if sig == Signal::SIGUSR1 {
+                                    tracing::info!("Gracefully stopping");
+                                }
                                 tracing::info!("received {sig}, shutting down");
                                 control.stop();
                             }
