@@ -338,13 +338,13 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
             retrieve(ctx, keys, with_cas, None, out);
         }
         Command::Meta(ref m) => {
-            ctx.stats.cmd_meta.incr();
+            // memcached's cmd_meta counts only `me` (observed).
+            if m.verb == MetaVerb::Debug {
+                ctx.stats.cmd_meta.incr();
+            }
             meta(ctx, m, out);
         }
-        Command::MetaNoop => {
-            ctx.stats.cmd_meta.incr();
-            encode::meta_noop(out);
-        }
+        Command::MetaNoop => encode::meta_noop(out),
         Command::Gat {
             exptime,
             keys,
@@ -744,10 +744,6 @@ fn meta_get(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
     let now = ctx.now;
     let new_ttl = fl.ttl.map(|t| absolute_expiry(t, now));
     let recache = fl.recache.map(|t| absolute_expiry(t, now));
-    ctx.stats.cmd_get.incr();
-    if new_ttl.is_some() {
-        ctx.stats.cmd_touch.incr();
-    }
     let res = ctx.shared.store.meta_read(key, now, |it, st| {
         let mut upd = MetaUpdate {
             bump: !fl.no_bump,
@@ -813,22 +809,33 @@ fn meta_get(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
         }
         ((), upd)
     });
-    match res {
-        Ok(()) => {
-            ctx.stats.get_hits.incr();
-            if new_ttl.is_some() {
-                ctx.stats.touch_hits.incr();
-            }
+    // Counted like get (and touch with `T`); a miss that vivifies counts
+    // nowhere, as in memcached (observed).
+    let count = |hit: bool| {
+        ctx.stats.cmd_get.incr();
+        if new_ttl.is_some() {
+            ctx.stats.cmd_touch.incr();
         }
+        let (g, t) = if hit {
+            (&ctx.stats.get_hits, &ctx.stats.touch_hits)
+        } else {
+            (&ctx.stats.get_misses, &ctx.stats.touch_misses)
+        };
+        g.incr();
+        if new_ttl.is_some() {
+            t.incr();
+        }
+    };
+    match res {
+        Ok(()) => count(true),
         Err(miss) => {
-            ctx.stats.get_misses.incr();
-            if new_ttl.is_some() {
-                ctx.stats.touch_misses.incr();
-            }
-            match miss {
-                Miss::Expired => ctx.stats.get_expired.incr(),
-                Miss::Flushed => ctx.stats.get_flushed.incr(),
-                Miss::NotFound => {}
+            if fl.vivify.is_none() {
+                count(false);
+                match miss {
+                    Miss::Expired => ctx.stats.get_expired.incr(),
+                    Miss::Flushed => ctx.stats.get_flushed.incr(),
+                    Miss::NotFound => {}
+                }
             }
             if let Some(n) = fl.vivify {
                 // Vivify: an empty placeholder whose win token goes to
@@ -1025,7 +1032,10 @@ fn meta_delete(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
         .meta_delete(key, now, fl.compare_cas, invalidate)
     {
         MetaDeleteOutcome::Deleted | MetaDeleteOutcome::Invalidated => {
-            ctx.stats.delete_hits.incr();
+            // An invalidation is not a delete hit in memcached (observed).
+            if invalidate.is_none() {
+                ctx.stats.delete_hits.incr();
+            }
             if fl.quiet {
                 return;
             }
@@ -1074,8 +1084,11 @@ fn meta_arith(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
                 break;
             }
             ArithOutcome::NotFound => {
-                misses.incr();
-                let Some(n) = fl.vivify else { break };
+                // A miss that creates the counter is not counted (observed).
+                let Some(n) = fl.vivify else {
+                    misses.incr();
+                    break;
+                };
                 let mut digits = Vec::new();
                 encode::push_u64(&mut digits, fl.initial);
                 let exp = absolute_expiry(n, now);
