@@ -2344,4 +2344,136 @@ STAT items:1:lrutail_reflocked 18\r\nEND\r\n";
         assert_eq!(t.text("lru temp_ttl 5\r\n"), "ERROR\r\n");
         assert_eq!(t.text("lru tune 10 10 0.5 1.5\r\n"), "OK\r\n");
     }
+
+    /// Masks the digits after `c` / `cas=` in a meta reply.
+    fn nocas(s: &str) -> String {
+        s.split(' ')
+            .map(|t| {
+                for p in ["c", "cas="] {
+                    if let Some(r) = t.strip_prefix(p) {
+                        let d: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
+                        if !d.is_empty() {
+                            return format!("{p}#{}", &r[d.len()..]);
+                        }
+                    }
+                }
+                t.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn meta_get_set_replies() {
+        // Replies observed on memcached 1.6.18.
+        let t = T::new(&[]);
+        assert_eq!(t.text("mg k v\r\n"), "EN\r\n");
+        assert_eq!(t.text("mg k v q\r\n"), "");
+        assert_eq!(t.text("mg k k O7\r\n"), "EN kk O7\r\n");
+        assert_eq!(t.text("ms k 2 T0 F5\r\nhi\r\n"), "HD\r\n");
+        assert_eq!(
+            nocas(&t.text("mg k v f c t k Oab s h l\r\n")),
+            "VA 2 f5 c#1 t-1 kk Oab s2 h0 l0\r\nhi\r\n".replace("c#1", "c#")
+        );
+        assert_eq!(t.text("mg k\r\n"), "HD\r\n");
+        // q hides only the miss.
+        assert_eq!(t.text("mg k q\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg k h\r\n"), "HD h1\r\n");
+        assert_eq!(t.text("ms k 1 q\r\nx\r\n"), "");
+        assert_eq!(t.text("ms k 1 q ME\r\nx\r\n"), "NS\r\n");
+        assert_eq!(t.text("ms k 1 ME c k O5\r\nx\r\n"), "NS c0 kk O5\r\n");
+        assert_eq!(t.text("ms k 1 C1 c\r\nx\r\n"), "EX c0\r\n");
+        assert_eq!(t.text("ms nope 1 C1\r\nx\r\n"), "NF\r\n");
+        assert_eq!(t.text("ms nope 1 MR\r\nx\r\n"), "NS\r\n");
+        assert_eq!(t.text("ms nope 1 MA\r\nx\r\n"), "NS\r\n");
+        assert_eq!(t.text("ms k 1 MA\r\ny\r\n"), "HD\r\n");
+        assert_eq!(t.text("ms k 1 MP\r\nw\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg k v\r\n"), "VA 3\r\nwxy\r\n");
+        assert_eq!(t.text("mn\r\n"), "MN\r\n");
+        // A binary key is remembered by the item.
+        assert_eq!(t.text("ms YjE= 1 b\r\nz\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg b1 k v\r\n"), "VA 1 kYjE= b\r\nz\r\n");
+        assert_eq!(t.text("mg YjE= b k\r\n"), "HD kYjE= b\r\n");
+    }
+
+    #[test]
+    fn meta_win_stale_and_vivify() {
+        let t = T::new(&[]);
+        // Vivify: the first miss wins an empty placeholder, later readers
+        // see Z; a `t` before `N` shows -1.
+        assert_eq!(t.text("mg a N30 v s\r\n"), "VA 0 s0 W\r\n\r\n");
+        assert_eq!(t.text("mg a v s\r\n"), "VA 0 s0 Z\r\n\r\n");
+        assert_eq!(t.text("mg b t N30\r\n"), "HD t-1 W\r\n");
+        assert_eq!(t.text("ms a 1\r\nz\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg a v\r\n"), "VA 1\r\nz\r\n");
+        // Recache: a TTL under R wins once.
+        assert_eq!(t.text("ms r 1 T100\r\nz\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg r R200 v\r\n"), "VA 1 W\r\nz\r\n");
+        assert_eq!(t.text("mg r R200 v\r\n"), "VA 1 Z\r\nz\r\n");
+        assert_eq!(t.text("ms r2 1 T0\r\nz\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg r2 R200\r\n"), "HD\r\n");
+        // md I: stale, new CAS, one winner, then Z X.
+        assert_eq!(t.text("ms s 1\r\nx\r\n"), "HD\r\n");
+        let before = t.text("mg s c\r\n");
+        assert_eq!(t.text("md s I T30\r\n"), "HD\r\n");
+        let after = t.text("mg s c\r\n");
+        assert!(after.ends_with(" X W\r\n"), "{after:?}");
+        assert_ne!(before.split(' ').nth(1), after.split(' ').nth(1));
+        assert_eq!(t.text("mg s v\r\n"), "VA 1 Z X\r\nx\r\n");
+        // ms I with an older CAS stores a stale value.
+        assert_eq!(t.text("ms s 1 C1 I\r\ny\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg s v\r\n"), "VA 1 Z X\r\ny\r\n");
+        // A plain set clears the marks.
+        assert_eq!(t.text("ms s 1\r\nw\r\n"), "HD\r\n");
+        assert_eq!(t.text("mg s v\r\n"), "VA 1\r\nw\r\n");
+        assert_eq!(t.text("md nope I\r\n"), "NF\r\n");
+    }
+
+    #[test]
+    fn meta_delete_arith_debug() {
+        let t = T::new(&[]);
+        assert_eq!(t.text("md k\r\n"), "NF\r\n");
+        // q hides HD only.
+        assert_eq!(t.text("md k q\r\n"), "NF\r\n");
+        assert_eq!(t.text("md k q k O1\r\n"), "NF kk O1\r\n");
+        assert_eq!(t.text("ms k 1\r\nx\r\n"), "HD\r\n");
+        assert_eq!(t.text("md k C5 q\r\n"), "EX\r\n");
+        assert_eq!(t.text("md k q\r\n"), "");
+        assert_eq!(t.text("ma n\r\n"), "NF\r\n");
+        assert_eq!(t.text("ma n q\r\n"), "NF\r\n");
+        assert_eq!(t.text("ma n N0 J10 v\r\n"), "VA 2\r\n10\r\n");
+        assert_eq!(t.text("ma n v\r\n"), "VA 2\r\n11\r\n");
+        assert_eq!(t.text("ma n MD D100 v\r\n"), "VA 1\r\n0\r\n");
+        assert_eq!(t.text("ma n M+ D5 v t k O2\r\n"), "VA 1 t-1 kn O2\r\n5\r\n");
+        assert_eq!(t.text("ma n q v\r\n"), "");
+        // A created counter answers even under q.
+        assert_eq!(t.text("ma m q N0\r\n"), "HD\r\n");
+        assert_eq!(t.text("ma n C1 v\r\n"), "EX\r\n");
+        assert_eq!(t.text("ms k 1\r\nx\r\n"), "HD\r\n");
+        assert_eq!(
+            t.text("ma k v\r\n"),
+            "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+        );
+        assert_eq!(t.text("me nope\r\n"), "EN\r\n");
+        assert_eq!(t.text("ms e 1\r\na\r\n"), "HD\r\n");
+        assert_eq!(
+            nocas(&t.text("me e\r\n")),
+            "ME e exp=-1 la=0 cas=# fetch=no cls=1 size=61\r\n"
+        );
+        assert_eq!(
+            t.text(&("ms e2 100 T100 F3\r\n".to_owned() + &"x".repeat(100) + "\r\n")),
+            "HD\r\n"
+        );
+        let me = t.text("me e2\r\n");
+        assert!(me.contains(" fetch=no cls=4 size=165\r\n"), "{me:?}");
+        assert!(me.starts_with("ME e2 exp=-"), "{me:?}");
+    }
+
+    #[test]
+    fn meta_me_allowed_when_dumping_is_disabled() {
+        // memcached 1.6.18 answers `me` under -X.
+        let t = T::new(&["--disable-dumping"]);
+        assert_eq!(t.text("ms e 1\r\na\r\n"), "HD\r\n");
+        assert!(t.text("me e\r\n").starts_with("ME e exp=-1 "));
+    }
 }
