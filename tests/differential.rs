@@ -5,7 +5,14 @@
 //! - the CAS token of `VALUE` lines (each server numbers versions its own way),
 //! - the text after `VERSION `,
 //! - `stats` blocks (every `STAT` line of a block collapses into one marker;
-//!   names, order and values of `stats` are checked by tests/conformance.rs).
+//!   names, order and values of `stats` are checked by tests/conformance.rs),
+//! - on meta reply lines (`VA HD EN NF NS EX`): the numbers of `c` (CAS),
+//!   `l` (seconds since access) and positive `t` (TTL left).
+//!
+//! About a quarter of the commands are meta commands (`mg ms md ma mn` with
+//! random flag sets, and invalid meta lines). Counter keys get no `s`/`h`
+//! reads, stale marks or vivify: memcached rewrites an incr result in place
+//! or as a new item depending on timing, which those would expose.
 //!
 //! The generator covers every text verb, valid and invalid lines, `noreply`
 //! mixes, multi-key gets with duplicates and misses, over a small key space
