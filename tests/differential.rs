@@ -5,7 +5,14 @@
 //! - the CAS token of `VALUE` lines (each server numbers versions its own way),
 //! - the text after `VERSION `,
 //! - `stats` blocks (every `STAT` line of a block collapses into one marker;
-//!   names, order and values of `stats` are checked by tests/conformance.rs).
+//!   names, order and values of `stats` are checked by tests/conformance.rs),
+//! - on meta reply lines (`VA HD EN NF NS EX`): the numbers of `c` (CAS),
+//!   `l` (seconds since access) and positive `t` (TTL left).
+//!
+//! About a quarter of the commands are meta commands (`mg ms md ma mn` with
+//! random flag sets, and invalid meta lines). Counter keys get no `s`/`h`
+//! reads, stale marks or vivify: memcached rewrites an incr result in place
+//! or as a new item depending on timing, which those would expose.
 //!
 //! The generator covers every text verb, valid and invalid lines, `noreply`
 //! mixes, multi-key gets with duplicates and misses, over a small key space
@@ -208,8 +215,132 @@ fn storage_line(verb: &str, key: &str, flags: u32, exp: &str, data: &[u8], nr: &
     v
 }
 
+/// Up to `max` distinct flag tokens picked from `pool`, in random order.
+fn meta_flags(rng: &mut Rng, pool: &[&str], max: usize) -> String {
+    let mut picked: Vec<&str> = Vec::new();
+    for _ in 0..rng.below(max + 1) {
+        let f = *rng.pick(pool);
+        if !picked.iter().any(|p| p.as_bytes()[0] == f.as_bytes()[0]) {
+            picked.push(f);
+        }
+    }
+    picked.iter().map(|f| format!(" {f}")).collect()
+}
+
+/// A meta command (`mg ms md ma mn`), valid or not. No `t`/`l` under a
+/// TTL that could tick between the servers' clocks is a problem: `t`, `l`
+/// and `la` values are masked by the normaliser; no `me` (its `cls` for
+/// values chained over several chunks is ours).
+fn gen_meta(rng: &mut Rng) -> Cmd {
+    let line = |s: String| Cmd::Plain(s.into_bytes());
+    let key = pick_key(rng);
+    match rng.below(20) {
+        0..=6 => {
+            let pool = [
+                "v", "v", "f", "c", "k", "s", "h", "q", "O1", "Oab", "u", "t", "l", "T0", "T1000",
+                "N1000", "R2000", "R5",
+            ];
+            // No `s`/`h` on counters: memcached rewrites an incr result in
+            // place (padded, fetched bit kept) or as a new item depending
+            // on timing (see `unpad`), which `s` and `h` would show.
+            let pool: Vec<&str> = pool
+                .iter()
+                .copied()
+                .filter(|f| {
+                    !matches!(*f, "s" | "h" | "N1000" | "R2000" | "R5")
+                        || !COUNTER_KEYS.contains(&key.as_str())
+                })
+                .collect();
+            line(format!("mg {key}{}\r\n", meta_flags(rng, &pool, 6)))
+        }
+        7..=11 => {
+            let mut key = rng.pick(KEYS).to_string();
+            let mut pool = vec![
+                "F5",
+                "F0",
+                "T0",
+                "T1000",
+                "q",
+                "c",
+                "k",
+                "O9",
+                "C9999999999",
+                "MS",
+                "ME",
+                "MR",
+                "MS",
+            ];
+            if !COUNTER_KEYS.contains(&key.as_str()) {
+                pool.extend(["MA", "MP", "I"]);
+            } else if rng.chance(50) {
+                key = "n".to_string();
+            }
+            let d = value(rng);
+            let mut v =
+                format!("ms {key} {}{}\r\n", d.len(), meta_flags(rng, &pool, 4)).into_bytes();
+            v.extend_from_slice(&d);
+            v.extend_from_slice(b"\r\n");
+            Cmd::Plain(v)
+        }
+        12..=14 => {
+            // No stale marks on counters either: whether an incr keeps
+            // them (in place) or drops them (new item) depends on timing
+            // in memcached.
+            let pool: &[&str] = if COUNTER_KEYS.contains(&key.as_str()) {
+                &["q", "k", "O1", "C9999999999"]
+            } else {
+                &["q", "k", "O1", "I", "T30", "C9999999999"]
+            };
+            line(format!("md {key}{}\r\n", meta_flags(rng, pool, 3)))
+        }
+        15..=17 => {
+            let key = rng.pick(COUNTER_KEYS);
+            let pool = [
+                "N0",
+                "J5",
+                "D3",
+                "D0",
+                "D18446744073709551615",
+                "MI",
+                "MD",
+                "M+",
+                "M-",
+                "v",
+                "v",
+                "q",
+                "k",
+                "O1",
+                "c",
+                "T0",
+            ];
+            line(format!("ma {key}{}\r\n", meta_flags(rng, &pool, 5)))
+        }
+        18 => line("mn\r\n".to_string()),
+        _ => line(
+            rng.pick(&[
+                "mg a zz\r\n",
+                "mg a v v\r\n",
+                "mg a Tx\r\n",
+                "ms a 2 S1\r\nab\r\n",
+                "ms a 2 MX\r\nab\r\n",
+                "ms a 2\r\nabcd\r\n",
+                "ms a\r\n",
+                "md a x\r\n",
+                "ma n MX\r\n",
+                "ma n Dx\r\n",
+                "mg\r\n",
+                "me\r\n",
+            ])
+            .to_string(),
+        ),
+    }
+}
+
 fn gen_cmd(rng: &mut Rng, now: u64) -> Cmd {
     let line = |s: String| Cmd::Plain(s.into_bytes());
+    if rng.chance(25) {
+        return gen_meta(rng);
+    }
     match rng.below(100) {
         // storage
         0..=29 => {
@@ -375,6 +506,38 @@ enum Unit<'a> {
         block: &'a [u8],
     },
     Line(&'a [u8]),
+    /// A meta `VA` line and its block.
+    Meta {
+        header: &'a [u8],
+        block: &'a [u8],
+    },
+}
+
+/// A meta reply line with its per-server numbers masked: CAS (`c<n>`),
+/// last access (`l<n>`) and positive TTLs (`t<n>`) become `c*`, `l*`, `t*`.
+fn mask_meta_line(l: &[u8]) -> Vec<u8> {
+    let is_meta = [&b"VA "[..], b"HD", b"EN", b"NF", b"NS", b"EX"]
+        .iter()
+        .any(|p| l.starts_with(p));
+    if !is_meta {
+        return l.to_vec();
+    }
+    let toks: Vec<Vec<u8>> = l
+        .split(|b| *b == b' ')
+        .enumerate()
+        .map(|(i, t)| {
+            let masked = i > 0
+                && t.len() > 1
+                && matches!(t[0], b'c' | b'l' | b't')
+                && t[1..].iter().all(|b| b.is_ascii_digit());
+            if masked {
+                vec![t[0], b'*']
+            } else {
+                t.to_vec()
+            }
+        })
+        .collect();
+    toks.join(&b' ')
 }
 
 /// Splits the complete prefix of `buf` into units.
@@ -383,7 +546,24 @@ fn units(buf: &[u8]) -> Vec<Unit<'_>> {
     let mut i = 0;
     while let Some(end) = find(buf, b"\r\n", i) {
         let line = &buf[i..end];
-        if line.starts_with(b"VALUE ") {
+        if line.starts_with(b"VA ") {
+            // A meta value: `VA <len> <flags>*`, then the block.
+            let len = line
+                .split(|b| *b == b' ')
+                .nth(1)
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(0);
+            let block_end = end + 2 + len + 2;
+            if block_end > buf.len() {
+                break;
+            }
+            out.push(Unit::Meta {
+                header: line,
+                block: &buf[end + 2..block_end],
+            });
+            i = block_end;
+        } else if line.starts_with(b"VALUE ") {
             let toks: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
             let len = toks
                 .get(3)
@@ -475,6 +655,23 @@ fn normalise(buf: &[u8]) -> Vec<u8> {
                 out.extend_from_slice(b"\r\n");
                 consumed += header.len() + 2 + block.len();
             }
+            Unit::Meta { header, block } => {
+                in_stats = false;
+                let data = unpad(block);
+                let mut h = mask_meta_line(header);
+                // The length follows the unpadded data (see `unpad`).
+                if let Some(sp) = h.iter().skip(3).position(|b| *b == b' ') {
+                    h.splice(3..3 + sp, data.len().to_string().bytes());
+                } else {
+                    h.truncate(3);
+                    h.extend_from_slice(data.len().to_string().as_bytes());
+                }
+                out.extend_from_slice(&h);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\r\n");
+                consumed += header.len() + 2 + block.len();
+            }
             Unit::Line(l) => {
                 consumed += l.len() + 2;
                 if l.starts_with(b"STAT ") {
@@ -488,7 +685,7 @@ fn normalise(buf: &[u8]) -> Vec<u8> {
                 if l.starts_with(b"VERSION ") {
                     out.extend_from_slice(b"VERSION *\r\n");
                 } else {
-                    out.extend_from_slice(l);
+                    out.extend_from_slice(&mask_meta_line(l));
                     out.extend_from_slice(b"\r\n");
                 }
             }
@@ -875,6 +1072,7 @@ fn differential_against_memcached() {
             .into_iter()
             .map(|u| match u {
                 Unit::Value { .. } => &b"VALUE"[..],
+                Unit::Meta { header, .. } => header,
                 Unit::Line(l) => l,
             })
             .collect();
@@ -898,6 +1096,16 @@ fn differential_against_memcached() {
             b"CLIENT_ERROR invalid exptime argument",
             b"CLIENT_ERROR bad command line format.  Usage: delete",
             b"0",
+            // meta replies
+            b"VA ",
+            b"HD",
+            b"EN",
+            b"NF",
+            b"NS",
+            b"EX",
+            b"MN",
+            b"CLIENT_ERROR invalid flag",
+            b"CLIENT_ERROR duplicate flag",
         ] {
             assert!(
                 count(outcome) > 0,

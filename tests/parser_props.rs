@@ -3,7 +3,8 @@
 use proptest::prelude::*;
 use twincache::protocol::command::{Args, MAX_ARGS};
 use twincache::protocol::encode;
-use twincache::protocol::{parse, Command, Keys, Limits, Parsed, StoreVerb};
+use twincache::protocol::meta::parse_flags;
+use twincache::protocol::{parse, Command, Keys, Limits, MetaCmd, MetaVerb, Parsed, StoreVerb};
 
 fn limits() -> Limits {
     Limits::default()
@@ -22,6 +23,16 @@ fn protocolish() -> impl Strategy<Value = Vec<u8>> {
         Just(b"touch ".to_vec()),
         Just(b"flush_all ".to_vec()),
         Just(b"noreply".to_vec()),
+        Just(b"mg ".to_vec()),
+        Just(b"ms ".to_vec()),
+        Just(b"md ".to_vec()),
+        Just(b"ma ".to_vec()),
+        Just(b"mn".to_vec()),
+        Just(b"me ".to_vec()),
+        Just(b" v f c k t".to_vec()),
+        Just(b" T30 N5 R1 C9 MS MI D3 J4 F7 O12".to_vec()),
+        Just(b" b".to_vec()),
+        Just(b" q".to_vec()),
         Just(b"HTTP/1.0".to_vec()),
         Just(b"\r\n".to_vec()),
         Just(b"\n".to_vec()),
@@ -71,6 +82,38 @@ enum Owned {
     Shutdown(bool),
     Memlimit(u32, bool),
     Stats(Vec<Vec<u8>>),
+    /// Meta verb (0 mg, 1 ms, 2 md, 3 ma, 4 me), key, flag tokens joined
+    /// with a leading space each, data (ms).
+    Meta(u8, Vec<u8>, Vec<u8>, Vec<u8>),
+    MetaNoop,
+}
+
+/// Flag tokens valid for every meta verb (no duplicates, no `b`), plus
+/// a mode the verb accepts.
+fn meta_flags(verb: u8) -> impl Strategy<Value = Vec<u8>> {
+    let all = [
+        "v", "f", "c", "k", "s", "t", "h", "l", "q", "u", "Oab12", "T-1", "N10", "R5", "I", "C5",
+        "J1", "D2", "F7", "P", "L",
+    ];
+    let modes: &'static [&'static str] = match verb {
+        1 => &["MS", "ME", "MA", "MP", "MR"],
+        3 => &["MI", "M+", "MD", "M-"],
+        _ => &["MS"],
+    };
+    (
+        proptest::sample::subsequence(all.to_vec(), 0..=16),
+        proptest::option::of(proptest::sample::select(modes.to_vec())),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(mut toks, mode, at)| {
+            if let Some(m) = mode {
+                let i = at.index(toks.len() + 1);
+                toks.insert(i, m);
+            }
+            toks.iter()
+                .flat_map(|t| [b" ".as_slice(), t.as_bytes()].concat())
+                .collect()
+        })
 }
 
 fn owned() -> impl Strategy<Value = Owned> {
@@ -98,6 +141,19 @@ fn owned() -> impl Strategy<Value = Owned> {
         any::<bool>().prop_map(Owned::Shutdown),
         (any::<u32>(), any::<bool>()).prop_map(|(m, n)| Owned::Memlimit(m, n)),
         proptest::collection::vec(arg(), 0..=MAX_ARGS).prop_map(Owned::Stats),
+        (0u8..5)
+            .prop_flat_map(|v| (
+                Just(v),
+                key(),
+                meta_flags(v),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            ))
+            .prop_map(|(v, k, f, d)| {
+                let f = if v == 4 { Vec::new() } else { f };
+                let d = if v == 1 { d } else { Vec::new() };
+                Owned::Meta(v, k, f, d)
+            }),
+        Just(Owned::MetaNoop),
     ]
 }
 
@@ -165,6 +221,22 @@ fn borrow(o: &Owned) -> Command<'_> {
             megabytes: u64::from(*m),
             noreply: *n,
         },
+        Owned::Meta(v, k, f, d) => Command::Meta(MetaCmd {
+            verb: match v {
+                0 => MetaVerb::Get,
+                1 => MetaVerb::Set,
+                2 => MetaVerb::Delete,
+                3 => MetaVerb::Arith,
+                _ => MetaVerb::Debug,
+            },
+            key: k,
+            flags: match parse_flags(f) {
+                Ok(fl) => fl,
+                Err(e) => panic!("generated flags {:?}: {e:?}", String::from_utf8_lossy(f)),
+            },
+            data: d,
+        }),
+        Owned::MetaNoop => Command::MetaNoop,
         Owned::Stats(a) => {
             let mut args = Args::default();
             for (i, x) in a.iter().enumerate() {

@@ -207,6 +207,10 @@ pub enum Command<'a> {
         segmented: bool,
         noreply: bool,
     },
+    /// `mg ms md ma me` (meta dialect).
+    Meta(super::meta::MetaCmd<'a>),
+    /// `mn`: answers `MN` (the end of a quiet pipeline).
+    MetaNoop,
     /// `lru temp_ttl <seconds>` (negative turns the temporary LRU off).
     LruTempTtl {
         ttl: i32,

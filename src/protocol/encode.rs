@@ -2,6 +2,7 @@
 
 use super::command::{CachedumpArgs, Command, CrawlTarget, Num, StoreVerb};
 use super::error::ProtocolError;
+use super::meta::MetaVerb;
 
 /// Fixed one-line replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,7 +560,142 @@ pub fn request(out: &mut Vec<u8>, cmd: &Command<'_>) {
             push_i64(out, i64::from(ttl));
             noreply(out, nr);
         }
+        Command::MetaNoop => out.extend_from_slice(b"mn"),
+        Command::Meta(ref m) => {
+            out.extend_from_slice(match m.verb {
+                MetaVerb::Get => b"mg ",
+                MetaVerb::Set => b"ms ",
+                MetaVerb::Delete => b"md ",
+                MetaVerb::Arith => b"ma ",
+                MetaVerb::Debug => b"me ",
+            });
+            out.extend_from_slice(m.key);
+            if m.verb == MetaVerb::Set {
+                out.push(b' ');
+                push_u64(out, m.data.len() as u64);
+            }
+            for t in m.flags.tokens() {
+                out.push(b' ');
+                out.extend_from_slice(t);
+            }
+            if m.verb == MetaVerb::Set {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(m.data);
+            }
+        }
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Meta return codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaCode {
+    /// `HD`: success without a value.
+    Hd,
+    /// `VA <len>`: a value follows.
+    Va(usize),
+    /// `EN`: miss (`mg`, `me`).
+    En,
+    /// `NF`: not found.
+    Nf,
+    /// `NS`: not stored.
+    Ns,
+    /// `EX`: CAS mismatch.
+    Ex,
+}
+
+/// Starts a meta reply line; return flags follow with [`meta_flag_u64`]
+/// and the like, then [`meta_end`].
+pub fn meta_code(out: &mut Vec<u8>, code: MetaCode) {
+    match code {
+        MetaCode::Hd => out.extend_from_slice(b"HD"),
+        MetaCode::Va(n) => {
+            out.extend_from_slice(b"VA ");
+            push_u64(out, n as u64);
+        }
+        MetaCode::En => out.extend_from_slice(b"EN"),
+        MetaCode::Nf => out.extend_from_slice(b"NF"),
+        MetaCode::Ns => out.extend_from_slice(b"NS"),
+        MetaCode::Ex => out.extend_from_slice(b"EX"),
+    }
+}
+
+/// ` <f><n>`
+pub fn meta_flag_u64(out: &mut Vec<u8>, f: u8, n: u64) {
+    out.push(b' ');
+    out.push(f);
+    push_u64(out, n);
+}
+
+/// ` <f><n>` with a sign.
+pub fn meta_flag_i64(out: &mut Vec<u8>, f: u8, n: i64) {
+    out.push(b' ');
+    out.push(f);
+    push_i64(out, n);
+}
+
+/// ` <f>` alone (`W`, `X`, `Z`).
+pub fn meta_flag(out: &mut Vec<u8>, f: u8) {
+    out.push(b' ');
+    out.push(f);
+}
+
+/// A flag token echoed as received (`O<opaque>`).
+pub fn meta_token(out: &mut Vec<u8>, tok: &[u8]) {
+    out.push(b' ');
+    out.extend_from_slice(tok);
+}
+
+/// ` k<key>`; a binary (`b`) key in base64, followed by ` b`.
+pub fn meta_key(out: &mut Vec<u8>, key: &[u8], base64: bool) {
+    out.extend_from_slice(b" k");
+    if base64 {
+        super::meta::base64_encode(out, key);
+        out.extend_from_slice(b" b");
+    } else {
+        out.extend_from_slice(key);
+    }
+}
+
+/// Ends a meta reply line.
+pub fn meta_end(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `MN`
+pub fn meta_noop(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"MN\r\n");
+}
+
+/// The `me` line: `ME <key> exp=<rel|-1> la=<rel> cas=<n> fetch=<yes|no>
+/// cls=<n> size=<n>`.
+#[allow(clippy::too_many_arguments)]
+pub fn meta_debug(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    exp: i64,
+    la: u64,
+    cas: u64,
+    fetched: bool,
+    class: u32,
+    size: u64,
+) {
+    out.extend_from_slice(b"ME ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b" exp=");
+    push_i64(out, exp);
+    out.extend_from_slice(b" la=");
+    push_u64(out, la);
+    out.extend_from_slice(b" cas=");
+    push_u64(out, cas);
+    out.extend_from_slice(if fetched {
+        b" fetch=yes cls=".as_slice()
+    } else {
+        b" fetch=no cls=".as_slice()
+    });
+    push_u64(out, u64::from(class));
+    out.extend_from_slice(b" size=");
+    push_u64(out, size);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -43,6 +43,30 @@ pub enum ProtocolError {
     /// gets `ERROR: shutdown not enabled`, so the caller must send that
     /// instead when shutdown is disabled.
     ShutdownMode,
+    /// Meta: `CLIENT_ERROR invalid flag`
+    InvalidFlag,
+    /// Meta: `CLIENT_ERROR duplicate flag`
+    DuplicateFlag,
+    /// Meta `md`/`ma`: `CLIENT_ERROR invalid or duplicate flag`
+    InvalidOrDuplicateFlag,
+    /// Meta: `CLIENT_ERROR bad token in command line format`
+    BadToken,
+    /// Meta `b`: `CLIENT_ERROR error decoding key`
+    DecodingKey,
+    /// Meta: `CLIENT_ERROR opaque token too long`
+    OpaqueTooLong,
+    /// Meta: `CLIENT_ERROR options flags are too long`
+    FlagsTooLong,
+    /// `CLIENT_ERROR incorrect length for M token`
+    MTokenLength,
+    /// `CLIENT_ERROR invalid mode for ms M token`
+    MsMode,
+    /// `CLIENT_ERROR invalid mode for ma M token`
+    MaMode,
+    /// `CLIENT_ERROR invalid numeric initial value`
+    InitialValue,
+    /// `CLIENT_ERROR invalid numeric delta value`
+    DeltaValue,
     /// A line over the limit without a newline: close, no reply.
     LineTooLong,
     /// An HTTP request line or similar: close without a reply.
@@ -66,6 +90,18 @@ impl ProtocolError {
                 Some("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")
             }
             ProtocolError::ShutdownMode => Some("CLIENT_ERROR invalid shutdown mode"),
+            ProtocolError::InvalidFlag => Some("CLIENT_ERROR invalid flag"),
+            ProtocolError::DuplicateFlag => Some("CLIENT_ERROR duplicate flag"),
+            ProtocolError::InvalidOrDuplicateFlag => Some("CLIENT_ERROR invalid or duplicate flag"),
+            ProtocolError::BadToken => Some("CLIENT_ERROR bad token in command line format"),
+            ProtocolError::DecodingKey => Some("CLIENT_ERROR error decoding key"),
+            ProtocolError::OpaqueTooLong => Some("CLIENT_ERROR opaque token too long"),
+            ProtocolError::FlagsTooLong => Some("CLIENT_ERROR options flags are too long"),
+            ProtocolError::MTokenLength => Some("CLIENT_ERROR incorrect length for M token"),
+            ProtocolError::MsMode => Some("CLIENT_ERROR invalid mode for ms M token"),
+            ProtocolError::MaMode => Some("CLIENT_ERROR invalid mode for ma M token"),
+            ProtocolError::InitialValue => Some("CLIENT_ERROR invalid numeric initial value"),
+            ProtocolError::DeltaValue => Some("CLIENT_ERROR invalid numeric delta value"),
             ProtocolError::LineTooLong | ProtocolError::Hangup => None,
         }
     }

@@ -7,10 +7,12 @@
 pub mod command;
 pub mod encode;
 pub mod error;
+pub mod meta;
 pub mod parse;
 
 pub use command::{Command, Keys, StoreVerb};
 pub use error::{ProtocolError, Recovery};
+pub use meta::{MetaCmd, MetaFlags, MetaVerb, SetMode};
 pub use parse::{parse, Limits, Parsed};
 
 /// Longest key memcached accepts.

@@ -12,7 +12,7 @@
 //! | 24..28 | last access, Unix seconds                          |
 //! | 28..32 | value length                                       |
 //! | 32     | key length (1..=250)                               |
-//! | 33     | bits: FETCHED, ACTIVE, HAS_FLAGS, CHAINED          |
+//! | 33     | bits: FETCHED, ACTIVE, HAS_FLAGS, CHAINED, STALE, INVALID, WIN_SENT |
 //!
 //! Then: client flags (4 bytes, only when non-zero), the first
 //! continuation chunk (4 bytes, only for chained items), the key, and the
@@ -45,6 +45,14 @@ pub(crate) const CHAINED: u8 = 8;
 /// Stored with a clock at or before a delayed flush that had already
 /// passed: dead from the start.
 pub(crate) const STALE: u8 = 16;
+/// Meta protocol: the item was invalidated (`md I`, `ms I`) and is served
+/// as stale (`X`) until replaced.
+pub(crate) const INVALID: u8 = 32;
+/// Meta protocol: a win token (`W`) was handed out for this item; later
+/// readers see `Z` until it is replaced.
+pub(crate) const WIN_SENT: u8 = 64;
+/// Meta protocol: stored with a base64 (`b`) key; `k` returns it encoded.
+pub(crate) const KEY_BINARY: u8 = 128;
 
 /// Bytes a continuation chunk spends on its link.
 pub(crate) const LINK: usize = 4;

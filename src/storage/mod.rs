@@ -158,6 +158,58 @@ pub enum Miss {
     Flushed,
 }
 
+/// Per-item state the meta protocol reads, as it was before the current
+/// access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaState {
+    /// Read at least once since stored (`h`).
+    pub fetched: bool,
+    /// Last access, Unix seconds (`l` reports `now` minus this).
+    pub last_access: u32,
+    /// Invalidated by `md I` / `ms I` (`X`).
+    pub stale: bool,
+    /// A win token was already handed out (`Z`).
+    pub win_sent: bool,
+    /// Stored through a base64 (`b`) key.
+    pub key_binary: bool,
+    /// Slab class and accounted size (`me`).
+    pub class: u32,
+    pub size: u64,
+}
+
+/// Marks [`Store::meta_mark`] sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaMark {
+    pub stale: bool,
+    pub win_sent: bool,
+    pub key_binary: bool,
+    /// Count a read (fetched bit, access time), as a vivifying `mg` does.
+    pub read: bool,
+}
+
+/// What a meta read changes on the item it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaUpdate {
+    /// New absolute expiry (`T`).
+    pub exptime: Option<u32>,
+    /// Hand out the win token: set the win-sent mark.
+    pub win: bool,
+    /// Count the access (fetched bit, access time, LRU activity); false
+    /// for `u` and `me`.
+    pub bump: bool,
+}
+
+/// Outcome of a meta delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaDeleteOutcome {
+    Deleted,
+    /// Marked stale instead (`md I`).
+    Invalidated,
+    NotFound,
+    /// The compare CAS (`C`) did not match.
+    Exists,
+}
+
 /// Outcome of incr/decr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArithOutcome {
@@ -1022,6 +1074,133 @@ impl Store {
         })
     }
 
+    /// Meta read: calls `f` with the live item and its meta state as they
+    /// were before this access; `f` returns its result and the changes to
+    /// apply, which are made under the same lock.
+    pub fn meta_read<R>(
+        &self,
+        key: &[u8],
+        now: u32,
+        f: impl FnOnce(ItemView<'_>, MetaState) -> (R, MetaUpdate),
+    ) -> Result<R, Miss> {
+        let (h, si) = self.locate(key).ok_or(Miss::NotFound)?;
+        let v = self.validity(now);
+        self.with_shard(si, |sh| {
+            let r = sh.lookup(key, h, &v)?;
+            let b = sh.bits(r);
+            let state = MetaState {
+                fetched: b & item::FETCHED != 0,
+                last_access: sh.time(r),
+                stale: b & item::INVALID != 0,
+                win_sent: b & item::WIN_SENT != 0,
+                key_binary: b & item::KEY_BINARY != 0,
+                class: sh.class_of(r) as u32,
+                size: sh.size(r),
+            };
+            let (out, upd) = {
+                let shr: &Shard = sh;
+                match shr.value_inline(r) {
+                    Some(val) => f(self.view(shr, r, val), state),
+                    None => {
+                        let val = shr.value_vec(r);
+                        f(self.view(shr, r, &val), state)
+                    }
+                }
+            };
+            if let Some(e) = upd.exptime {
+                sh.set_exptime(r, e);
+            }
+            if upd.win {
+                let b = sh.bits(r);
+                sh.set_bits(r, b | item::WIN_SENT);
+            }
+            if upd.bump {
+                sh.mark_read(r, now);
+                let c = sh.class_of(r);
+                sh.lru[c].c.get_hits += 1;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Sets the meta marks of a live item (after a store that must leave
+    /// it stale or with its win token already handed out). False when the
+    /// item is gone.
+    pub fn meta_mark(&self, key: &[u8], now: u32, mark: MetaMark) -> bool {
+        let Some((h, si)) = self.locate(key) else {
+            return false;
+        };
+        let v = self.validity(now);
+        self.with_shard(si, |sh| match sh.lookup(key, h, &v) {
+            Ok(r) => {
+                let mut b = sh.bits(r);
+                if mark.stale {
+                    b |= item::INVALID;
+                }
+                if mark.win_sent {
+                    b |= item::WIN_SENT;
+                }
+                if mark.key_binary {
+                    b |= item::KEY_BINARY;
+                }
+                sh.set_bits(r, b);
+                if mark.read {
+                    sh.mark_read(r, now);
+                }
+                true
+            }
+            Err(_) => false,
+        })
+    }
+
+    /// Meta delete: with `compare`, only when the item's CAS equals it;
+    /// with `invalidate`, the item is kept, marked stale with its win
+    /// token free again, given a new CAS unique (a fresh store sequence,
+    /// so flush ordering still holds) and, when given, a new expiry.
+    pub fn meta_delete(
+        &self,
+        key: &[u8],
+        now: u32,
+        compare: Option<u64>,
+        invalidate: Option<Option<u32>>,
+    ) -> MetaDeleteOutcome {
+        let Some((h, si)) = self.locate(key) else {
+            return MetaDeleteOutcome::NotFound;
+        };
+        let v = self.validity(now);
+        self.with_shard(si, |sh| {
+            let Ok(r) = sh.lookup(key, h, &v) else {
+                return MetaDeleteOutcome::NotFound;
+            };
+            if let Some(c) = compare {
+                if !self.cfg.cas_enabled || sh.seq(r) != c {
+                    return MetaDeleteOutcome::Exists;
+                }
+            }
+            let c = sh.class_of(r);
+            match invalidate {
+                Some(exp) => {
+                    if let Some(e) = exp {
+                        sh.set_exptime(r, e);
+                    }
+                    let (seq, dead) = self.next_seq(v.now);
+                    sh.set_seq(r, seq);
+                    let mut b = (sh.bits(r) | item::INVALID) & !item::WIN_SENT;
+                    if dead {
+                        b |= item::STALE;
+                    }
+                    sh.set_bits(r, b);
+                    MetaDeleteOutcome::Invalidated
+                }
+                None => {
+                    sh.lru[c].c.delete_hits += 1;
+                    sh.unlink(r);
+                    MetaDeleteOutcome::Deleted
+                }
+            }
+        })
+    }
+
     pub fn delete(&self, key: &[u8], now: u32) -> Result<(), Miss> {
         let (h, si) = self.locate(key).ok_or(Miss::NotFound)?;
         let v = self.validity(now);
@@ -1100,10 +1279,13 @@ impl Store {
             // memcached rewrites the value in place, space padded, when the
             // new number fits in the old length.
             let (seq, stale) = self.next_seq(v.now);
+            // The rewritten counter counts as not fetched again (observed
+            // with `mg <key> h` after incr/ma on 1.6.18).
+            let mut b = sh.bits(idx) & !item::FETCHED;
             if stale {
-                let b = sh.bits(idx);
-                sh.set_bits(idx, b | item::STALE);
+                b |= item::STALE;
             }
+            sh.set_bits(idx, b);
             if let Some(val) = sh.value_inline_mut(idx) {
                 val[..digits.len()].copy_from_slice(digits);
                 val[digits.len()..].fill(b' ');
