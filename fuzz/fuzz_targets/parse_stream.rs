@@ -94,6 +94,12 @@ fn check_complete(buf: &[u8], cmd: &Command<'_>, consumed: usize, limits: &Limit
             let toks = tokens(buf);
             assert!(toks.len() >= 5, "store with {} tokens", toks.len());
         }
+        // `ms`: a line plus its data block (memcached's meta set).
+        Command::Meta(m) if m.verb == twincache::protocol::meta::MetaVerb::Set => {
+            assert_eq!(consumed, line + m.data.len() + 2, "ms consumed");
+            assert_eq!(&buf[line..line + m.data.len()], m.data);
+            assert_eq!(&buf[consumed - 2..consumed], b"\r\n");
+        }
         _ => {
             assert_eq!(consumed, line, "one-line command consumed");
             let retrieval = matches!(cmd, Command::Get { .. } | Command::Gat { .. });
@@ -175,12 +181,14 @@ fn check_invalid(buf: &[u8], error: ProtocolError, consumed: usize, recovery: Re
     }
     if let Recovery::Swallow(n) = recovery {
         let toks = tokens(buf);
-        let storage = matches!(
-            toks.first().copied(),
-            Some(b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas")
-        );
-        assert!(storage, "swallow after a non-storage line");
-        if let Some(v) = toks.get(4).and_then(|t| plain_len(t)) {
+        // Which token holds <bytes>: 4 for the classic storage verbs, 2 for
+        // the meta set (`ms <key> <datalen> <flags>*`).
+        let len_token = match toks.first().copied() {
+            Some(b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas") => 4,
+            Some(b"ms") => 2,
+            _ => panic!("swallow after a non-storage line"),
+        };
+        if let Some(v) = toks.get(len_token).and_then(|t| plain_len(t)) {
             assert_eq!(n, v + 2, "swallow of {n} for <bytes> {v}");
         }
     }
