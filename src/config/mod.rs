@@ -1069,7 +1069,17 @@ mod tests {
             assert_eq!(c.extended[0].0, name, "{o}");
             let honoured = matches!(
                 name,
-                "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "idle_timeout"
+                "maxconns_fast"
+                    | "no_maxconns_fast"
+                    | "hashpower"
+                    | "idle_timeout"
+                    | "slab_automove"
+                    | "no_slab_automove"
+                    | "slab_chunk_max"
+                    | "slab_sizes"
+                    | "lru_crawler"
+                    | "no_lru_crawler"
+                    | "track_sizes"
             );
             let warned = c
                 .warnings

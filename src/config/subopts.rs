@@ -98,11 +98,11 @@ pub(super) fn apply_subopt(
                 return Err(bad("slab_automove must be between 0 and 2"));
             }
             t.slab_automove = n;
-            knob
+            Ok(SubOpt::Honoured)
         }
         "no_slab_automove" => {
             t.slab_automove = 0;
-            knob
+            Ok(SubOpt::Honoured)
         }
         "slab_automove_ratio" => {
             let v = value.ok_or_else(|| missing("slab_automove_ratio argument"))?;
@@ -143,12 +143,12 @@ pub(super) fn apply_subopt(
             }
             t.slab_chunk_max = n;
             *chunk_changed = true;
-            knob
+            Ok(SubOpt::Honoured)
         }
         "slab_sizes" => {
             let v = value.ok_or_else(|| missing("slab_sizes argument"))?;
             t.slab_sizes = Some(v.to_string());
-            knob
+            Ok(SubOpt::Honoured)
         }
         "no_chunked_items" => {
             t.slab_chunk_max = SLAB_PAGE_SIZE as i32;
@@ -177,11 +177,11 @@ pub(super) fn apply_subopt(
         }
         "lru_crawler" => {
             t.lru_crawler = true;
-            knob
+            Ok(SubOpt::Honoured)
         }
         "no_lru_crawler" => {
             t.lru_crawler = false;
-            knob
+            Ok(SubOpt::Honoured)
         }
         "lru_crawler_sleep" => {
             let v = value.ok_or_else(|| missing("lru_crawler_sleep value"))?;
@@ -261,7 +261,7 @@ pub(super) fn apply_subopt(
         }
         "track_sizes" => {
             t.track_sizes = true;
-            knob
+            Ok(SubOpt::Honoured)
         }
         "modern" | "inline_ascii_resp" | "no_inline_ascii_resp" | "relaxed_privileges" => knob,
         "no_modern" => {

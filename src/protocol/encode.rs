@@ -574,10 +574,9 @@ pub fn request(out: &mut Vec<u8>, cmd: &Command<'_>) {
                 out.push(b' ');
                 push_u64(out, m.data.len() as u64);
             }
-            for t in m.flags.tokens() {
-                out.push(b' ');
-                out.extend_from_slice(t);
-            }
+            // The flag text as received (its spacing included), so that
+            // parse(request(cmd)) == cmd holds for any accepted request.
+            out.extend_from_slice(m.flags.raw);
             if m.verb == MetaVerb::Set {
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(m.data);
