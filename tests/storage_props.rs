@@ -7,9 +7,11 @@
 //!    returns must be what the model says the key holds: never a stale or
 //!    wrong value, never a write that needed a key it could not have had.
 
+mod model;
+
+use model::{MItem, Model};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use twincache::storage::{
     item_size, parse_counter, ArithOutcome, Miss, Store, StoreConfig, StoreMode, StoreOptions,
@@ -88,54 +90,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct MItem {
-    value: Vec<u8>,
-    flags: u32,
-    exptime: u32,
-    cas: u64,
-    time: u32,
-    /// Hit by an immediate flush (still in the store until looked at).
-    flushed: bool,
-}
-
-/// The model. `items[k]` is what key `k` holds if it is present.
-#[derive(Default)]
-struct Model {
-    items: HashMap<usize, MItem>,
-    now: u32,
-    pending_flush: u32,
-    passed_flush: u32,
-    last_cas: u64,
-}
-
 impl Model {
-    fn flushed_before(&self) -> u32 {
-        let due = if self.pending_flush != 0 && self.pending_flush <= self.now {
-            self.pending_flush
-        } else {
-            0
-        };
-        due.max(self.passed_flush)
-    }
-
-    /// The live item of `k`, dropping a dead one (and saying why).
-    fn live(&mut self, k: usize) -> Result<&mut MItem, Miss> {
-        let fb = self.flushed_before();
-        let now = self.now;
-        let dead = match self.items.get(&k) {
-            None => return Err(Miss::NotFound),
-            Some(it) if it.flushed || (fb != 0 && it.time <= fb) => Some(Miss::Flushed),
-            Some(it) if it.exptime != 0 && it.exptime <= now => Some(Miss::Expired),
-            Some(_) => None,
-        };
-        if let Some(m) = dead {
-            self.items.remove(&k);
-            return Err(m);
-        }
-        Ok(self.items.get_mut(&k).unwrap())
-    }
-
     fn new_cas(&mut self, cas: u64) -> Result<(), TestCaseError> {
         prop_assert!(
             cas > self.last_cas,

@@ -15,8 +15,11 @@
 //! run the store holds exactly the model (item count and bytes).
 #![no_main]
 
+#[path = "../../tests/model/mod.rs"]
+mod model;
+
 use libfuzzer_sys::fuzz_target;
-use std::collections::HashMap;
+use model::{MItem, Model};
 use twincache::storage::{
     item_size, parse_counter, ArithOutcome, Miss, Store, StoreConfig, StoreMode, StoreOptions,
     StoreOutcome,
@@ -103,56 +106,7 @@ fn decode(bytes: &[u8]) -> Vec<Op> {
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct MItem {
-    value: Vec<u8>,
-    flags: u32,
-    exptime: u32,
-    cas: u64,
-    time: u32,
-    /// Hit by an immediate flush (still in the store until looked at).
-    flushed: bool,
-}
-
-#[derive(Default)]
-struct Model {
-    items: HashMap<usize, MItem>,
-    now: u32,
-    pending_flush: u32,
-    passed_flush: u32,
-    last_cas: u64,
-}
-
 impl Model {
-    fn flushed_before(&self) -> u32 {
-        let due = if self.pending_flush != 0 && self.pending_flush <= self.now {
-            self.pending_flush
-        } else {
-            0
-        };
-        due.max(self.passed_flush)
-    }
-
-    /// The live item of `k`, dropping a dead one (and saying why).
-    fn live(&mut self, k: usize) -> Result<&mut MItem, Miss> {
-        let fb = self.flushed_before();
-        let now = self.now;
-        let dead = match self.items.get(&k) {
-            None => return Err(Miss::NotFound),
-            Some(it) if it.flushed || (fb != 0 && it.time <= fb) => Some(Miss::Flushed),
-            Some(it) if it.exptime != 0 && it.exptime <= now => Some(Miss::Expired),
-            Some(_) => None,
-        };
-        if let Some(m) = dead {
-            self.items.remove(&k);
-            return Err(m);
-        }
-        match self.items.get_mut(&k) {
-            Some(it) => Ok(it),
-            None => Err(Miss::NotFound),
-        }
-    }
-
     fn new_cas(&mut self, cas: u64) {
         assert!(cas > self.last_cas, "cas {cas} not above {}", self.last_cas);
         self.last_cas = cas;
