@@ -3,6 +3,8 @@
 //! PID.
 #![allow(dead_code)]
 
+pub mod pair;
+pub mod proxy;
 pub mod tools;
 
 use std::io::{Read, Write};

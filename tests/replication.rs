@@ -1,0 +1,1386 @@
+//! Dual-master replication under faults: two real nodes whose peer link
+//! crosses test-controlled proxies (tests/common/pair.rs, proxy.rs).
+//!
+//! These tests need twincache itself (memcached has no replication), so they
+//! ignore TWINCACHE_TEST_BIN. They run one at a time (a lock) so that the
+//! latency figures are not skewed by a neighbour; measured figures are
+//! printed with eprintln! (`cargo test --test replication -- --nocapture`).
+
+mod common;
+
+use common::free_port;
+use common::pair::{num, percentile, probe_version, Conn, Item, Node, Pair, Side, TempDir};
+use common::proxy::Proxy;
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+type KeyValue = (String, Vec<u8>);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn keys(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}:{i}")).collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Starts a pair and insists that it links.
+fn linked_pair(extra_a: &[&str], extra_b: &[&str]) -> Pair {
+    let pair = Pair::start(extra_a, extra_b);
+    match pair.wait_linked(Duration::from_secs(5)) {
+        Some(t) => eprintln!("pair linked {:.1} ms after both answered", ms(t)),
+        None => panic!("pair did not link within 5 s\n{}", pair.report()),
+    }
+    pair
+}
+
+/// Sets every (key, flags, value) with pipelined batches; every reply must
+/// be STORED.
+fn set_all(c: &mut Conn, items: &[(String, u32, Vec<u8>)]) {
+    for batch in items.chunks(100) {
+        let replies = c.set_pipelined(batch);
+        for (r, (k, _, _)) in replies.iter().zip(batch) {
+            assert_eq!(r, "STORED", "set {k}");
+        }
+    }
+}
+
+fn delete_all(c: &mut Conn, keys: &[String]) {
+    for k in keys {
+        let r = c.delete(k);
+        assert!(r == "DELETED" || r == "NOT_FOUND", "delete {k}: {r}");
+    }
+}
+
+fn value_of(m: &HashMap<String, Item>, k: &str) -> Option<Vec<u8>> {
+    m.get(k).map(|i| i.value.clone())
+}
+
+/// Polls `node` until `key` has `want` (None = absent); panics after 2 s.
+fn await_value(node: &Node, key: &str, want: Option<&[u8]>, what: &str) -> Duration {
+    let mut c = node.conn();
+    let t0 = Instant::now();
+    loop {
+        let got = c.get(key);
+        if got.as_deref() == want {
+            return t0.elapsed();
+        }
+        if t0.elapsed() > Duration::from_secs(2) {
+            panic!(
+                "{what}: {key} on {} is {:?}, expected {:?} (waited 2 s)",
+                node.name,
+                got.map(|v| String::from_utf8_lossy(&v).into_owned()),
+                want.map(|v| String::from_utf8_lossy(v).into_owned())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// ---------------------------------------------------------------- the proxy
+
+/// A plain echo server for the proxy's own test.
+struct Echo {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start() -> Echo {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind echo");
+        let addr = l.local_addr().expect("addr");
+        l.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !st.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let st2 = st.clone();
+                        conns.push(std::thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_read_timeout(Some(Duration::from_millis(20)));
+                            let mut buf = [0u8; 8192];
+                            while !st2.load(Ordering::SeqCst) {
+                                match s.read(&mut buf) {
+                                    Ok(0) => return,
+                                    Ok(n) => {
+                                        if s.write_all(&buf[..n]).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e)
+                                        if e.kind() == ErrorKind::WouldBlock
+                                            || e.kind() == ErrorKind::TimedOut => {}
+                                    Err(_) => return,
+                                }
+                            }
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        Echo {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn dial(p: &Proxy) -> TcpStream {
+    let s = TcpStream::connect(p.addr()).expect("connect proxy");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    s.set_nodelay(true).expect("nodelay");
+    s
+}
+
+/// What a read brings within `wait`: Data, Closed (EOF or reset) or Silent.
+#[derive(Debug, PartialEq)]
+enum Got {
+    Data(Vec<u8>),
+    Closed,
+    Silent,
+}
+
+fn read_some(s: &mut TcpStream, wait: Duration) -> Got {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = [0u8; 65536];
+    match s.read(&mut buf) {
+        Ok(0) => Got::Closed,
+        Ok(n) => Got::Data(buf[..n].to_vec()),
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+            Got::Silent
+        }
+        Err(_) => Got::Closed,
+    }
+}
+
+fn read_exact_within(s: &mut TcpStream, n: usize, wait: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        match read_some(s, Duration::from_millis(100)) {
+            Got::Data(d) => out.extend(d),
+            Got::Closed => break,
+            Got::Silent => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn proxy_self_test() {
+    let _g = serial();
+    let echo = Echo::start();
+    let p = Proxy::start(echo.addr);
+
+    // pass: bytes go through both ways and are counted
+    let mut c = dial(&p);
+    c.write_all(b"hello proxy").expect("write");
+    assert_eq!(
+        read_exact_within(&mut c, 11, Duration::from_secs(2)),
+        b"hello proxy"
+    );
+    // (the counter moves just after the write the echo already answered)
+    assert!(
+        common::eventually(Duration::from_secs(1), || (p.bytes_up(), p.bytes_down())
+            == (11, 11)),
+        "counters {} up, {} down",
+        p.bytes_up(),
+        p.bytes_down()
+    );
+
+    // delay: a round trip crosses the proxy twice
+    let d = Duration::from_millis(150);
+    p.delay(d);
+    let t0 = Instant::now();
+    c.write_all(b"late").expect("write");
+    assert_eq!(
+        read_exact_within(&mut c, 4, Duration::from_secs(2)),
+        b"late"
+    );
+    let rtt = t0.elapsed();
+    eprintln!("proxy delay 150 ms: echo round trip {:.1} ms", ms(rtt));
+    assert!(
+        rtt >= 2 * d && rtt < 2 * d + Duration::from_millis(200),
+        "round trip {rtt:?} with a 150 ms delay each way"
+    );
+
+    // cut: the open connection is closed, a new one is accepted then closed
+    p.pass();
+    p.cut();
+    assert_eq!(read_some(&mut c, Duration::from_secs(1)), Got::Closed);
+    let before = p.accepted();
+    let mut c2 = dial(&p);
+    let _ = c2.write_all(b"anyone?");
+    assert_eq!(read_some(&mut c2, Duration::from_secs(1)), Got::Closed);
+    assert_eq!(p.accepted(), before + 1);
+    assert_eq!(p.bytes_up(), 15, "nothing crosses a cut proxy");
+
+    // pass again: new connections work
+    p.pass();
+    let mut c3 = dial(&p);
+    c3.write_all(b"back").expect("write");
+    assert_eq!(
+        read_exact_within(&mut c3, 4, Duration::from_secs(2)),
+        b"back"
+    );
+
+    // blackhole: the connection stays open, nothing comes back; a connection
+    // made while blackholed is open and silent too
+    p.blackhole();
+    let up_before = p.bytes_up();
+    c3.write_all(b"into the void").expect("write");
+    assert_eq!(read_some(&mut c3, Duration::from_millis(500)), Got::Silent);
+    let mut c4 = dial(&p);
+    c4.write_all(b"void too").expect("write");
+    assert_eq!(read_some(&mut c4, Duration::from_millis(300)), Got::Silent);
+    assert_eq!(p.bytes_up(), up_before, "a blackhole forwards nothing");
+    // leaving the blackhole closes the connections that lost bytes
+    p.pass();
+    assert_eq!(read_some(&mut c3, Duration::from_secs(1)), Got::Closed);
+    assert_eq!(read_some(&mut c4, Duration::from_secs(1)), Got::Closed);
+
+    // throttle: 100 kB/s each way; 150 kB echoed should take about 1.5 s
+    let rate = 100_000u64;
+    p.throttle(rate);
+    let mut c5 = dial(&p);
+    let total = 150_000usize;
+    let mut w = c5.try_clone().expect("clone");
+    let t0 = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let data = vec![b'x'; total];
+        w.write_all(&data).expect("write");
+    });
+    let got = read_exact_within(&mut c5, total, Duration::from_secs(10));
+    let el = t0.elapsed();
+    writer.join().expect("writer");
+    assert_eq!(got.len(), total);
+    let measured = total as f64 / el.as_secs_f64();
+    eprintln!(
+        "proxy throttle {rate} B/s: echoed {total} B in {:.0} ms = {measured:.0} B/s",
+        ms(el)
+    );
+    assert!(
+        measured > rate as f64 * 0.7 && measured < rate as f64 * 1.3,
+        "throttled rate {measured:.0} B/s, set to {rate}"
+    );
+    drop(p);
+}
+
+// ------------------------------------------------------------ steady writes
+
+#[test]
+fn steady_writes_converge_and_lag_is_small() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let n = 3000;
+    let make = |side: &str| -> Vec<(String, u32, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("steady{side}:{i}"),
+                    (i % 7) as u32 * 1000 + 3,
+                    format!("{side}-value-{i}-{}", "x".repeat(i % 60)).into_bytes(),
+                )
+            })
+            .collect()
+    };
+    let (items_a, items_b) = (make("a"), make("b"));
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut c = pair.a.conn();
+            for it in &items_a {
+                assert_eq!(c.set(&it.0, it.1, &it.2), "STORED");
+            }
+        });
+        s.spawn(|| {
+            let mut c = pair.b.conn();
+            for it in &items_b {
+                assert_eq!(c.set(&it.0, it.1, &it.2), "STORED");
+            }
+        });
+    });
+    let write_time = t0.elapsed();
+    let all: Vec<String> = items_a
+        .iter()
+        .chain(&items_b)
+        .map(|i| i.0.clone())
+        .collect();
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(1))
+        .unwrap_or_else(|e| {
+            panic!(
+                "not converged within 1 s of quiesce: {e}\n{}",
+                pair.report()
+            )
+        });
+    eprintln!(
+        "steady: {} sets on each node in {:.0} ms; converged {:.1} ms after quiesce",
+        n,
+        ms(write_time),
+        ms(conv)
+    );
+    let (a, _) = pair.snapshot(&all);
+    for (k, f, v) in items_a.iter().chain(&items_b) {
+        let got = a.get(k).unwrap_or_else(|| panic!("{k} missing"));
+        assert_eq!((got.flags, &got.value), (*f, v), "{k}");
+    }
+
+    // lag: set on A, poll B until it hits
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    let mut lags = Vec::new();
+    for i in 0..500 {
+        let k = format!("lag:{i}");
+        let t = Instant::now();
+        assert_eq!(ca.set(&k, 0, b"lagvalue"), "STORED");
+        loop {
+            if cb.get(&k).is_some() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "{k} not on B after 2 s\n{}",
+                pair.report()
+            );
+        }
+        lags.push(t.elapsed());
+    }
+    let p50 = percentile(&mut lags, 50.0);
+    let p99 = percentile(&mut lags, 99.0);
+    let max = percentile(&mut lags, 100.0);
+    eprintln!(
+        "replication lag (set on A -> visible on B, 500 keys): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        ms(p50),
+        ms(p99),
+        ms(max)
+    );
+    assert!(p99 < Duration::from_millis(5), "lag p99 {p99:?}");
+    let sa = pair.stats_repl(Side::A);
+    eprintln!(
+        "A: records_sent {} bytes_sent {}; B: records_applied {}",
+        num(&sa, "repl_records_sent"),
+        num(&sa, "repl_bytes_sent"),
+        num(&pair.stats_repl(Side::B), "repl_records_applied")
+    );
+    assert!(num(&sa, "repl_records_sent") >= (n + 500) as u64);
+}
+
+// --------------------------------------------------- same keys, same instant
+
+#[test]
+fn same_keys_written_on_both_at_once_converge() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let ks = keys("same", 0..500);
+    let rounds = 6;
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        for (side, node) in [("A", &pair.a), ("B", &pair.b)] {
+            let ks = &ks;
+            let barrier = &barrier;
+            s.spawn(move || {
+                let mut c = node.conn();
+                for r in 0..rounds {
+                    let items: Vec<_> = ks
+                        .iter()
+                        .map(|k| {
+                            (
+                                k.clone(),
+                                if side == "A" { 1 } else { 2 },
+                                format!("{side}-{r}-{k}").into_bytes(),
+                            )
+                        })
+                        .collect();
+                    barrier.wait();
+                    set_all(&mut c, &items);
+                }
+            });
+        }
+    });
+    let conv = pair
+        .wait_converged(&ks, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let (a, _) = pair.snapshot(&ks);
+    let mut wins = HashMap::new();
+    for k in &ks {
+        let it = a
+            .get(k)
+            .unwrap_or_else(|| panic!("{k} missing after concurrent sets"));
+        let v = String::from_utf8_lossy(&it.value).into_owned();
+        let (side, rest) = v.split_at(1);
+        assert!(
+            (side == "A" && it.flags == 1) || (side == "B" && it.flags == 2),
+            "{k}: value {v} with flags {} (value and flags of different writes)",
+            it.flags
+        );
+        assert!(rest.ends_with(&format!("-{k}")), "{k}: foreign value {v}");
+        *wins
+            .entry(v.split('-').take(2).collect::<Vec<_>>().join("-"))
+            .or_insert(0) += 1;
+    }
+    let sa = pair.stats_repl(Side::A);
+    let sb = pair.stats_repl(Side::B);
+    eprintln!(
+        "same keys: converged {:.1} ms after quiesce; winners {:?}; conflicts A {} B {}; older A {} B {}",
+        ms(conv),
+        wins,
+        num(&sa, "repl_conflicts"),
+        num(&sb, "repl_conflicts"),
+        num(&sa, "repl_records_older"),
+        num(&sb, "repl_records_older")
+    );
+}
+
+// ---------------------------------------------------------- kill -9, restart
+
+#[test]
+fn kill9_restart_not_ready_until_synced_and_nothing_lost() {
+    let _g = serial();
+    let mut pair = linked_pair(&[], &[]);
+    // a body of data on B, so A's initial sync after restart takes a while
+    let pre: Vec<_> = (0..20_000)
+        .map(|i| (format!("pre:{i}"), 5u32, format!("{i:0>100}").into_bytes()))
+        .collect();
+    set_all(&mut pair.b.conn(), &pre);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<KeyValue>>> = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        let port = pair.b.port;
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(port);
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let k = format!("w:{i}");
+                let v = format!("written-on-B-{i}").into_bytes();
+                let r = c.set(&k, 9, &v);
+                assert_eq!(r, "STORED", "B refused a write while A was down/restarting");
+                acked.lock().expect("lock").push((k, v));
+                i += 1;
+                if i.is_multiple_of(50) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    pair.kill9_a();
+    std::thread::sleep(Duration::from_millis(500));
+    pair.restart_a();
+    let t_restart = Instant::now();
+    // the first moment A's client port answers, its initial sync must be done
+    let first = loop {
+        if let Some(mut c) = Conn::try_connect(pair.a.port, Duration::from_millis(100)) {
+            c.set_read_timeout(Duration::from_millis(300));
+            c.send(b"version\r\n");
+            let mut l = String::new();
+            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.line()));
+            if let Ok(line) = got {
+                l = line;
+            }
+            if l.starts_with("VERSION ") {
+                c.set_read_timeout(Duration::from_secs(5));
+                break c;
+            }
+        }
+        assert!(
+            pair.a.running(),
+            "A exited after restart:\n{}",
+            pair.a.log_tail(30)
+        );
+        assert!(
+            t_restart.elapsed() < Duration::from_secs(20),
+            "A did not answer within 20 s of its restart\n{}",
+            pair.report()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let ready_after = t_restart.elapsed();
+    let mut first = first;
+    let st = first.stats("replication");
+    let pre_keys: Vec<String> = pre.iter().map(|p| p.0.clone()).collect();
+    let have = first.gets_many(&pre_keys).len();
+    eprintln!(
+        "restarted A answered {:.0} ms after spawn; repl_initial_sync={:?}, links_established={:?}, holds {have}/{} pre-kill keys",
+        ms(ready_after),
+        st.get("repl_initial_sync"),
+        st.get("repl_links_established"),
+        pre.len()
+    );
+    assert_eq!(
+        st.get("repl_initial_sync").map(String::as_str),
+        Some("done"),
+        "A answered before its initial sync was done: {st:?}"
+    );
+    assert!(num(&st, "repl_links_established") >= 1, "{st:?}");
+    assert_eq!(
+        have,
+        pre.len(),
+        "A answered clients while missing keys B held before the kill"
+    );
+
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer on B");
+    let acked = acked.lock().expect("lock").clone();
+    let mut all = pre_keys.clone();
+    all.extend(acked.iter().map(|a| a.0.clone()));
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let (a, _) = pair.snapshot(&all);
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(k, v)| value_of(&a, k).as_ref() != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    eprintln!(
+        "kill -9: {} writes acknowledged by B; converged {:.0} ms after quiesce; missing/different on A: {}",
+        acked.len(),
+        ms(conv),
+        lost.len()
+    );
+    assert!(acked.len() > 100, "the writer barely wrote");
+    assert!(
+        lost.is_empty(),
+        "acknowledged writes not on A: {:?}",
+        &lost[..lost.len().min(10)]
+    );
+}
+
+// ----------------------------------------------------------- cut and heal
+
+#[test]
+fn cut_link_with_writes_and_deletes_then_heal() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    let orig = |k: &str| format!("orig-{k}").into_bytes();
+    let ka = keys("ca", 0..600);
+    let kb = keys("cb", 0..600);
+    set_all(
+        &mut ca,
+        &ka.iter()
+            .map(|k| (k.clone(), 1, orig(k)))
+            .collect::<Vec<_>>(),
+    );
+    set_all(
+        &mut cb,
+        &kb.iter()
+            .map(|k| (k.clone(), 2, orig(k)))
+            .collect::<Vec<_>>(),
+    );
+    let mut all: Vec<String> = ka.iter().chain(&kb).cloned().collect();
+    pair.wait_converged(&all, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("before the cut: {e}"));
+
+    pair.cut();
+    let t_cut = Instant::now();
+    let down = common::eventually(Duration::from_secs(3), || {
+        pair.state(Side::A) != "linked" && pair.state(Side::B) != "linked"
+    });
+    assert!(
+        down,
+        "a cut link still reported linked after 3 s\n{}",
+        pair.report()
+    );
+    eprintln!(
+        "cut: both nodes left linked within {:.0} ms",
+        ms(t_cut.elapsed())
+    );
+
+    // phase 1 (earlier)
+    delete_all(&mut ca, &ka[0..100]); // A deletes its own pre-cut keys
+    delete_all(&mut ca, &kb[0..100]); // A deletes B's pre-cut keys
+    delete_all(&mut cb, &ka[100..200]); // B deletes A's pre-cut keys
+    set_all(
+        &mut cb,
+        &ka[200..300]
+            .iter()
+            .map(|k| (k.clone(), 7, b"B-cut".to_vec()))
+            .collect::<Vec<_>>(),
+    ); // B overwrites; A deletes them later
+    delete_all(&mut cb, &kb[200..300]); // B deletes; A writes them later
+    set_all(
+        &mut ca,
+        &ka[300..400]
+            .iter()
+            .map(|k| (k.clone(), 7, b"A-cut".to_vec()))
+            .collect::<Vec<_>>(),
+    ); // A overwrites; B overwrites later
+    let only_a = keys("onlya", 0..300);
+    let only_b = keys("onlyb", 0..300);
+    set_all(
+        &mut ca,
+        &only_a
+            .iter()
+            .map(|k| (k.clone(), 11, orig(k)))
+            .collect::<Vec<_>>(),
+    );
+    set_all(
+        &mut cb,
+        &only_b
+            .iter()
+            .map(|k| (k.clone(), 12, orig(k)))
+            .collect::<Vec<_>>(),
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    // phase 2 (later)
+    delete_all(&mut ca, &ka[200..300]);
+    set_all(
+        &mut ca,
+        &kb[200..300]
+            .iter()
+            .map(|k| (k.clone(), 8, b"A-late".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    set_all(
+        &mut cb,
+        &ka[300..400]
+            .iter()
+            .map(|k| (k.clone(), 9, b"B-late".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_ne!(pair.state(Side::A), "linked", "linked through a cut proxy");
+
+    pair.pass();
+    let relink = pair.wait_linked(Duration::from_secs(5));
+    let relink =
+        relink.unwrap_or_else(|| panic!("not linked within 5 s of healing\n{}", pair.report()));
+    all.extend(only_a.iter().cloned());
+    all.extend(only_b.iter().cloned());
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("after heal: {e}\n{}", pair.report()));
+
+    let (a, _) = pair.snapshot(&all);
+    let expect = |k: &String| -> Option<Vec<u8>> {
+        let idx = |ks: &[String]| ks.iter().position(|x| x == k);
+        if let Some(i) = idx(&ka) {
+            return match i {
+                0..=299 => None,
+                300..=399 => Some(b"B-late".to_vec()),
+                _ => Some(orig(k)),
+            };
+        }
+        if let Some(i) = idx(&kb) {
+            return match i {
+                0..=99 => None,
+                200..=299 => Some(b"A-late".to_vec()),
+                _ => Some(orig(k)),
+            };
+        }
+        Some(orig(k))
+    };
+    let mut resurrected = Vec::new();
+    let mut wrong = Vec::new();
+    for k in &all {
+        let want = expect(k);
+        let got = value_of(&a, k);
+        if got != want {
+            if want.is_none() {
+                resurrected.push(k.clone());
+            } else {
+                wrong.push(format!(
+                    "{k}: {:?}",
+                    got.map(|v| String::from_utf8_lossy(&v).into_owned())
+                ));
+            }
+        }
+    }
+    let sa = pair.stats_repl(Side::A);
+    let sb = pair.stats_repl(Side::B);
+    eprintln!(
+        "heal: re-linked in {:.0} ms, converged {:.0} ms later; resurrected {}, wrong/lost {}; resyncs partial A {} B {}, full A {} B {}; tombstones A {} B {}",
+        ms(relink),
+        ms(conv),
+        resurrected.len(),
+        wrong.len(),
+        num(&sa, "repl_resyncs_partial"),
+        num(&sb, "repl_resyncs_partial"),
+        num(&sa, "repl_resyncs_full"),
+        num(&sb, "repl_resyncs_full"),
+        num(&sa, "repl_tombstones"),
+        num(&sb, "repl_tombstones")
+    );
+    assert!(
+        resurrected.is_empty(),
+        "deleted keys came back: {:?}",
+        &resurrected[..resurrected.len().min(10)]
+    );
+    assert!(
+        wrong.is_empty(),
+        "writes lost or wrong: {:?}",
+        &wrong[..wrong.len().min(10)]
+    );
+}
+
+// ------------------------------------------------------------- throttled
+
+/// Writes `n` 1000-byte values on `port` in pipelined batches; every reply
+/// must be STORED. Returns the time taken.
+fn bulk_write(port: u16, prefix: &str, n: usize) -> Duration {
+    let mut c = Conn::connect(port);
+    let t0 = Instant::now();
+    let val = vec![b'v'; 1000];
+    for start in (0..n).step_by(100) {
+        let items: Vec<_> = (start..(start + 100).min(n))
+            .map(|i| (format!("{prefix}:{i}"), 1u32, val.clone()))
+            .collect();
+        set_all(&mut c, &items);
+    }
+    t0.elapsed()
+}
+
+#[test]
+fn throttled_link_bounded_outbox_then_resync() {
+    let _g = serial();
+    let n = 32_000;
+    let data_mb = (n * 1000) as f64 / 1048576.0;
+    // reference: the same data on a node without a peer
+    let ref_rss = {
+        let solo = common::Server::start(&["-m", "256"]);
+        let pid = solo.pid();
+        let rss = || -> u64 {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        bulk_write(solo.port, "thr", n);
+        rss()
+    };
+    let pair = linked_pair(&["-q", "1000", "-m", "256"], &["-q", "1000", "-m", "256"]);
+    let base = pair.a.rss_kb().unwrap_or(0);
+    pair.throttle(256 * 1024);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_rss = Arc::new(AtomicU64::new(0));
+    let max_outbox = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, max_rss, max_outbox) = (stop.clone(), max_rss.clone(), max_outbox.clone());
+        let pid = pair.a.pid().expect("A pid");
+        let port = pair.a.port;
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if let Some(v) = s
+                        .lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse::<u64>().ok())
+                    {
+                        max_rss.fetch_max(v, Ordering::SeqCst);
+                    }
+                }
+                if let Some(mut c) = Conn::try_connect(port, Duration::from_millis(200)) {
+                    let st = c.stats("replication");
+                    max_outbox.fetch_max(num(&st, "repl_outbox_items"), Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let wt = bulk_write(pair.a.port, "thr", n);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    sampler.join().expect("sampler");
+    let sa = pair.stats_repl(Side::A);
+    let rss_peak = max_rss.load(Ordering::SeqCst);
+    eprintln!(
+        "throttle 256 KiB/s: {n} x 1000 B written on A in {:.0} ms; A RSS base {} MiB, peak {} MiB, unreplicated reference {} MiB (data {:.1} MiB); outbox items peak {} ; overflows {}",
+        ms(wt),
+        base / 1024,
+        rss_peak / 1024,
+        ref_rss / 1024,
+        data_mb,
+        max_outbox.load(Ordering::SeqCst),
+        num(&sa, "repl_outbox_overflows")
+    );
+    assert!(num(&sa, "repl_outbox_overflows") > 0, "no overflow: {sa:?}");
+    assert!(
+        max_outbox.load(Ordering::SeqCst) <= 1000,
+        "outbox held more than -q 1000 items"
+    );
+    assert!(
+        rss_peak < 64 * 1024 + (data_mb * 1024.0) as u64 + base,
+        "A's RSS {rss_peak} KiB exceeds base + 64 MiB + data"
+    );
+    assert!(
+        rss_peak < ref_rss + 32 * 1024,
+        "A's RSS {rss_peak} KiB exceeds the unreplicated reference {ref_rss} KiB by more than 32 MiB"
+    );
+
+    // writes stopped: a faster (still throttled) link lets the pair catch up
+    pair.throttle(16 * 1024 * 1024);
+    let t0 = Instant::now();
+    let ks = keys("thr", 0..n);
+    let conv = pair.wait_converged(&ks, Duration::from_secs(30));
+    let sa = pair.stats_repl(Side::A);
+    let sb = pair.stats_repl(Side::B);
+    eprintln!(
+        "throttle: {} after writes stopped (link 16 MiB/s); resyncs full A {} B {}, partial A {} B {}",
+        match &conv {
+            Ok(d) => format!("converged in {:.0} ms", ms(*d)),
+            Err(_) => format!("NOT converged after {:.0} ms", ms(t0.elapsed())),
+        },
+        num(&sa, "repl_resyncs_full"),
+        num(&sb, "repl_resyncs_full"),
+        num(&sa, "repl_resyncs_partial"),
+        num(&sb, "repl_resyncs_partial")
+    );
+    if let Err(e) = conv {
+        panic!("{e}\n{}", pair.report());
+    }
+    assert!(
+        num(&sa, "repl_resyncs_full") + num(&sb, "repl_resyncs_full") > 0,
+        "converged without a full resync after an overflow?"
+    );
+}
+
+// ------------------------------------------------------------ SIGSTOP peer
+
+#[test]
+fn sigstopped_peer_does_not_slow_the_other_node() {
+    let _g = serial();
+    let mut pair = linked_pair(&[], &[]);
+    pair.sigstop_b();
+    let t_stop = Instant::now();
+    let left_linked: Arc<Mutex<Option<Duration>>> = Arc::new(Mutex::new(None));
+    let watcher = {
+        let left = left_linked.clone();
+        let port = pair.a.port;
+        std::thread::spawn(move || {
+            while t_stop.elapsed() < Duration::from_secs(8) {
+                if let Some(mut c) = Conn::try_connect(port, Duration::from_millis(200)) {
+                    let st = c.stats("replication");
+                    if st.get("repl_state").is_some_and(|s| s != "linked") {
+                        *left.lock().expect("lock") = Some(t_stop.elapsed());
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let mut c = pair.a.conn();
+    let mut lat = Vec::new();
+    let mut ks = Vec::new();
+    let val = vec![b's'; 200];
+    let mut i = 0;
+    while t_stop.elapsed() < Duration::from_secs(3) {
+        let k = format!("stop:{i}");
+        let t = Instant::now();
+        assert_eq!(c.set(&k, 0, &val), "STORED");
+        lat.push(t.elapsed());
+        ks.push(k);
+        i += 1;
+    }
+    watcher.join().expect("watcher");
+    let p99 = percentile(&mut lat, 99.0);
+    let left = *left_linked.lock().expect("lock");
+    eprintln!(
+        "SIGSTOP B: {} sets on A in 3 s, p50 {:.3} ms p99 {:.3} ms max {:.3} ms; A left linked after {:?}",
+        lat.len(),
+        ms(percentile(&mut lat, 50.0)),
+        ms(p99),
+        ms(percentile(&mut lat, 100.0)),
+        left.map(ms)
+    );
+    assert!(
+        p99 < Duration::from_millis(5),
+        "client p99 on A {p99:?} while B is stopped"
+    );
+    let left =
+        left.unwrap_or_else(|| panic!("A still linked 8 s after B froze\n{}", pair.report()));
+    assert!(
+        left < Duration::from_millis(4500),
+        "A took {left:?} to notice a frozen peer (--repl-timeout-ms 3000)"
+    );
+
+    pair.sigcont_b();
+    let t0 = Instant::now();
+    let relink = pair.wait_linked(Duration::from_secs(10));
+    let relink =
+        relink.unwrap_or_else(|| panic!("no re-link 10 s after SIGCONT\n{}", pair.report()));
+    let conv = pair
+        .wait_converged(&ks, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("after SIGCONT: {e}\n{}", pair.report()));
+    let (_, b) = pair.snapshot(&ks);
+    assert_eq!(
+        b.len(),
+        ks.len(),
+        "B is missing writes A took while B was stopped"
+    );
+    eprintln!(
+        "SIGCONT: re-linked in {:.0} ms, converged {:.0} ms (total {:.0} ms)",
+        ms(relink),
+        ms(conv),
+        ms(t0.elapsed())
+    );
+}
+
+// --------------------------------------------------------- CAS, mutations
+
+#[test]
+fn cas_across_nodes() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    assert_eq!(ca.set("casx", 3, b"one"), "STORED");
+    await_value(&pair.b, "casx", Some(b"one"), "set on A");
+    let ia = ca.gets("casx").expect("casx on A");
+    let ib = cb.gets("casx").expect("casx on B");
+    assert_eq!(ia, ib, "same item, same CAS unique on both nodes");
+    // gets on A, cas on B
+    assert_eq!(cb.cas("casx", 4, b"two", ia.cas), "STORED");
+    await_value(&pair.a, "casx", Some(b"two"), "cas on B");
+    let ia2 = ca.gets("casx").expect("casx on A");
+    let ib2 = cb.gets("casx").expect("casx on B");
+    assert_eq!(ia2, ib2);
+    assert_eq!(ia2.flags, 4);
+    assert_ne!(ia2.cas, ia.cas);
+    // the stale unique is refused on A too
+    assert_eq!(ca.cas("casx", 0, b"stale", ia.cas), "EXISTS");
+    assert_eq!(ca.cas("casx", 5, b"three", ia2.cas), "STORED");
+    await_value(&pair.b, "casx", Some(b"three"), "cas on A");
+    assert_eq!(cb.cas("casx", 0, b"stale", ia2.cas), "EXISTS");
+    assert_eq!(ca.gets("casx"), cb.gets("casx"));
+    // cas on a key deleted on the other node
+    let u = cb.gets("casx").expect("casx").cas;
+    assert_eq!(ca.delete("casx"), "DELETED");
+    await_value(&pair.b, "casx", None, "delete on A");
+    assert_eq!(cb.cas("casx", 0, b"ghost", u), "NOT_FOUND");
+}
+
+#[test]
+fn every_mutation_reaches_the_peer() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    let (a, b) = (&pair.a, &pair.b);
+
+    assert_eq!(ca.store("add", "m1", 0, 0, b"added"), "STORED");
+    await_value(b, "m1", Some(b"added"), "add");
+    assert_eq!(cb.store("replace", "m1", 0, 0, b"replaced"), "STORED");
+    await_value(a, "m1", Some(b"replaced"), "replace");
+    assert_eq!(ca.store("append", "m1", 0, 0, b"+app"), "STORED");
+    await_value(b, "m1", Some(b"replaced+app"), "append");
+    assert_eq!(cb.store("prepend", "m1", 0, 0, b"pre+"), "STORED");
+    await_value(a, "m1", Some(b"pre+replaced+app"), "prepend");
+
+    assert_eq!(ca.set("ctr", 0, b"10"), "STORED");
+    await_value(b, "ctr", Some(b"10"), "set");
+    assert_eq!(cb.cmd("incr ctr 5\r\n"), "15");
+    await_value(a, "ctr", Some(b"15"), "incr");
+    assert_eq!(ca.cmd("decr ctr 3\r\n"), "12");
+    await_value(b, "ctr", Some(b"12"), "decr");
+
+    // touch and gat: the new expiry shows in mg's t flag on the peer
+    assert_eq!(ca.set("tt", 0, b"t"), "STORED");
+    await_value(b, "tt", Some(b"t"), "set");
+    assert_eq!(ca.cmd("touch tt 1000\r\n"), "TOUCHED");
+    let ttl_on = |n: &Node, key: &str| -> i64 {
+        let mut c = n.conn();
+        let l = c.cmd(&format!("mg {key} t\r\n"));
+        l.split(' ')
+            .find_map(|f| f.strip_prefix('t').and_then(|v| v.parse().ok()))
+            .unwrap_or_else(|| panic!("mg {key} t on {}: {l}", n.name))
+    };
+    assert!(
+        common::eventually(Duration::from_secs(2), || (990..=1000)
+            .contains(&ttl_on(b, "tt"))),
+        "touch did not reach B: ttl {}",
+        ttl_on(b, "tt")
+    );
+    cb.send(b"gat 2000 tt\r\n");
+    assert_eq!(cb.line(), "VALUE tt 0 1");
+    assert_eq!(cb.line(), "t");
+    assert_eq!(cb.line(), "END");
+    assert!(
+        common::eventually(Duration::from_secs(2), || (1990..=2000)
+            .contains(&ttl_on(a, "tt"))),
+        "gat did not reach A: ttl {}",
+        ttl_on(a, "tt")
+    );
+
+    // meta: ms, ma, md
+    assert_eq!(ca.cmd("ms mm 3 F7\r\nabc\r\n"), "HD");
+    await_value(b, "mm", Some(b"abc"), "ms");
+    assert_eq!(cb.gets("mm").map(|i| i.flags), Some(7));
+    assert_eq!(ca.cmd("ms mn 1\r\n5\r\n"), "HD");
+    await_value(b, "mn", Some(b"5"), "ms");
+    assert_eq!(cb.cmd("ma mn D4\r\n"), "HD");
+    await_value(a, "mn", Some(b"9"), "ma");
+    assert_eq!(cb.cmd("md mm\r\n"), "HD");
+    await_value(a, "mm", None, "md");
+
+    assert_eq!(cb.delete("m1"), "DELETED");
+    await_value(a, "m1", None, "delete");
+    assert_eq!(ca.gets("ctr"), cb.gets("ctr"));
+    assert_eq!(ca.gets("mn"), cb.gets("mn"));
+}
+
+#[test]
+fn flush_all_across_nodes() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    let fa = keys("fa", 0..100);
+    let fb = keys("fb", 0..100);
+    set_all(
+        &mut ca,
+        &fa.iter()
+            .map(|k| (k.clone(), 0, b"a".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    set_all(
+        &mut cb,
+        &fb.iter()
+            .map(|k| (k.clone(), 0, b"b".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let before: Vec<String> = fa.iter().chain(&fb).cloned().collect();
+    pair.wait_converged(&before, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("before flush: {e}"));
+
+    assert_eq!(ca.cmd("flush_all\r\n"), "OK");
+    assert!(ca.gets_many(&before).is_empty(), "flush_all left keys on A");
+    std::thread::sleep(Duration::from_millis(20));
+    let after_b = keys("afterb", 0..50);
+    set_all(
+        &mut cb,
+        &after_b
+            .iter()
+            .map(|k| (k.clone(), 0, b"new".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let after_a = keys("aftera", 0..50);
+    set_all(
+        &mut ca,
+        &after_a
+            .iter()
+            .map(|k| (k.clone(), 0, b"new".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+
+    let mut all = before.clone();
+    all.extend(after_b.iter().cloned());
+    all.extend(after_a.iter().cloned());
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("after flush: {e}\n{}", pair.report()));
+    let (a, _) = pair.snapshot(&all);
+    let survivors: Vec<_> = before.iter().filter(|k| a.contains_key(*k)).collect();
+    assert!(survivors.is_empty(), "flushed keys survived: {survivors:?}");
+    let lost: Vec<_> = after_a
+        .iter()
+        .chain(&after_b)
+        .filter(|k| !a.contains_key(*k))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "keys set after the flush were flushed: {lost:?}"
+    );
+    eprintln!("flush_all: converged {:.1} ms", ms(conv));
+}
+
+// ------------------------------------------------------------- strangers
+
+/// Connects to `to` from `from` (any 127/8 address works on loopback).
+fn connect_from(from: [u8; 4], to: u16) -> TcpStream {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local = SocketAddr::from((from, 0));
+    sock.bind(&local.into()).expect("bind source address");
+    let remote = SocketAddr::from(([127, 0, 0, 1], to));
+    sock.connect_timeout(&remote.into(), Duration::from_secs(2))
+        .expect("connect to the replication port");
+    let s: TcpStream = sock.into();
+    s.set_nodelay(true).expect("nodelay");
+    s
+}
+
+/// A frame as the link carries it: u32 big-endian length, type byte, payload.
+/// (The length here counts the type byte and the payload.)
+fn raw_frame(ty: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
+    f.push(ty);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Reads until the node closes the connection or `limit` passes; returns
+/// (bytes received, closed?).
+fn drain(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        match read_some(s, Duration::from_millis(100)) {
+            Got::Data(d) => out.extend(d),
+            Got::Closed => return (out, true),
+            Got::Silent => {}
+        }
+    }
+    (out, false)
+}
+
+#[test]
+fn stranger_from_another_address_is_refused() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    assert_eq!(ca.set("secret", 0, b"TOPSECRET-DATA"), "STORED");
+    await_value(&pair.b, "secret", Some(b"TOPSECRET-DATA"), "set");
+    let before = num(&pair.stats_repl(Side::A), "repl_strangers_refused");
+
+    let mut s = connect_from([127, 0, 0, 2], pair.a.repl_port);
+    // whatever it says, it is not the configured peer
+    let _ = s.write_all(&raw_frame(1, b"hello from 127.0.0.2"));
+    let _ = s.write_all(&raw_frame(3, b"stranger-key injected"));
+    let (got, closed) = drain(&mut s, Duration::from_secs(3));
+    let st = pair.stats_repl(Side::A);
+    eprintln!(
+        "stranger 127.0.0.2: received {} bytes, closed {closed}; strangers_refused {} -> {}",
+        got.len(),
+        before,
+        num(&st, "repl_strangers_refused")
+    );
+    assert!(
+        got.is_empty(),
+        "a stranger received {} bytes: {:?}",
+        got.len(),
+        String::from_utf8_lossy(&got)
+    );
+    assert!(closed, "the stranger's connection was left open");
+    assert!(num(&st, "repl_strangers_refused") > before, "{st:?}");
+    assert_eq!(ca.get("stranger-key"), None);
+    assert_eq!(
+        pair.state(Side::A),
+        "linked",
+        "a stranger broke the real link"
+    );
+}
+
+const SECRET: &[u8] = b"0123456789abcdef-twincache-test-secret\n";
+
+#[test]
+fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
+    let _g = serial();
+    let dir = TempDir::new("secret");
+    let sf = dir.secret("repl.secret", SECRET);
+    let sfs = sf.to_string_lossy().into_owned();
+    let pair = Pair::start_in(
+        dir,
+        &["--repl-secret-file", &sfs],
+        &["--repl-secret-file", &sfs],
+    );
+    let t = pair
+        .wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("pair with one secret did not link\n{}", pair.report()));
+    eprintln!("secret pair linked in {:.0} ms", ms(t));
+    let mut ca = pair.a.conn();
+    assert_eq!(ca.set("secret", 0, b"TOPSECRET-DATA"), "STORED");
+    await_value(&pair.b, "secret", Some(b"TOPSECRET-DATA"), "set");
+    let before = pair.stats_repl(Side::A);
+
+    // from the peer's own address, so only the handshake can refuse it
+    let mut s = connect_from([127, 0, 0, 1], pair.a.repl_port);
+    let (hello, _) = drain(&mut s, Duration::from_millis(300));
+    let _ = s.write_all(&raw_frame(2, &[0x5a; 64])); // a forged auth answer
+    let _ = s.write_all(&raw_frame(3, b"forged-key forged-value"));
+    let (got, closed) = drain(&mut s, Duration::from_secs(4));
+    let st = pair.stats_repl(Side::A);
+    let all: Vec<u8> = hello.iter().chain(&got).copied().collect();
+    eprintln!(
+        "forger: received {} bytes before answering, {} after; closed {closed}; auth_failures {} -> {}, malformed {} -> {}",
+        hello.len(),
+        got.len(),
+        num(&before, "repl_auth_failures"),
+        num(&st, "repl_auth_failures"),
+        num(&before, "repl_malformed_frames"),
+        num(&st, "repl_malformed_frames")
+    );
+    assert!(closed, "a forger's connection was left open for 4 s");
+    assert!(
+        !all.windows(9).any(|w| w == b"TOPSECRET"),
+        "a forger received cache data"
+    );
+    assert_eq!(ca.get("forged-key"), None);
+    assert!(
+        num(&st, "repl_auth_failures") > num(&before, "repl_auth_failures"),
+        "repl_auth_failures did not increment: {st:?}"
+    );
+    assert_eq!(
+        pair.state(Side::A),
+        "linked",
+        "a forger broke the real link"
+    );
+}
+
+#[test]
+fn different_secrets_never_link() {
+    let _g = serial();
+    let dir = TempDir::new("secrets");
+    let sa = dir.secret("a.secret", SECRET);
+    let sb = dir.secret("b.secret", b"another secret entirely, same length!!\n");
+    let (sa, sb) = (
+        sa.to_string_lossy().into_owned(),
+        sb.to_string_lossy().into_owned(),
+    );
+    let mut pair = Pair::spawn_in(
+        dir,
+        &["--repl-secret-file", &sa, "--repl-sync-timeout", "1"],
+        &["--repl-secret-file", &sb, "--repl-sync-timeout", "1"],
+    );
+    assert!(
+        pair.a.wait_ready(Duration::from_secs(10)),
+        "A did not open\n{}",
+        pair.report()
+    );
+    assert!(
+        pair.b.wait_ready(Duration::from_secs(10)),
+        "B did not open\n{}",
+        pair.report()
+    );
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        for side in [Side::A, Side::B] {
+            assert_ne!(
+                pair.state(side),
+                "linked",
+                "{side:?} linked with a wrong secret"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let a = pair.stats_repl(Side::A);
+    let b = pair.stats_repl(Side::B);
+    eprintln!(
+        "different secrets: links A {} B {}, auth_failures A {} B {}, initial_sync A {:?} B {:?}",
+        num(&a, "repl_links_established"),
+        num(&b, "repl_links_established"),
+        num(&a, "repl_auth_failures"),
+        num(&b, "repl_auth_failures"),
+        a.get("repl_initial_sync"),
+        b.get("repl_initial_sync")
+    );
+    assert_eq!(
+        num(&a, "repl_links_established") + num(&b, "repl_links_established"),
+        0
+    );
+    assert!(num(&a, "repl_auth_failures") + num(&b, "repl_auth_failures") > 0);
+    assert_eq!(
+        a.get("repl_initial_sync").map(String::as_str),
+        Some("timed_out")
+    );
+    assert_eq!(pair.a.conn().set("lonely", 0, b"x"), "STORED");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pair.b.conn().get("lonely"), None);
+    pair.a.kill9();
+}
+
+// ------------------------------------------------------ initial sync timeout
+
+#[test]
+fn unreachable_peer_opens_after_sync_timeout() {
+    let _g = serial();
+    let dir = TempDir::new("solo");
+    let nobody = free_port();
+    let (port, rport) = (free_port(), free_port());
+    let mut node = Node::spawn(
+        "solo",
+        port,
+        rport,
+        vec![
+            "-x".into(),
+            format!("127.0.0.1:{nobody}"),
+            "--repl-sync-timeout".into(),
+            "1".into(),
+            "--node-id".into(),
+            "1".into(),
+        ],
+        dir.path().join("solo.log"),
+    );
+    let t0 = node.started_at;
+    let opened = loop {
+        if probe_version(port) {
+            break t0.elapsed();
+        }
+        assert!(node.running(), "node exited:\n{}", node.log_tail(20));
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "client port never opened"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let st = node.stats_repl();
+    eprintln!(
+        "peer unreachable, --repl-sync-timeout 1: client port opened {:.0} ms after spawn; {:?} {:?}",
+        ms(opened),
+        st.get("repl_initial_sync"),
+        st.get("repl_state")
+    );
+    assert!(
+        opened >= Duration::from_millis(900),
+        "opened after {opened:?}, before the sync timeout"
+    );
+    assert!(
+        opened < Duration::from_secs(5),
+        "opened only after {opened:?}"
+    );
+    assert_eq!(
+        st.get("repl_initial_sync").map(String::as_str),
+        Some("timed_out"),
+        "{st:?}"
+    );
+    assert_ne!(st.get("repl_state").map(String::as_str), Some("linked"));
+    // summary lines in plain stats
+    let plain = node.stats("");
+    for k in [
+        "repl_state",
+        "repl_lag_ms",
+        "repl_outbox_items",
+        "repl_outbox_bytes",
+    ] {
+        assert!(plain.contains_key(k), "plain stats lacks {k}");
+    }
+}
