@@ -504,12 +504,7 @@ fn kill9_restart_not_ready_until_synced_and_nothing_lost() {
         if let Some(mut c) = Conn::try_connect(pair.a.port, Duration::from_millis(100)) {
             c.set_read_timeout(Duration::from_millis(300));
             c.send(b"version\r\n");
-            let mut l = String::new();
-            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.line()));
-            if let Ok(line) = got {
-                l = line;
-            }
-            if l.starts_with("VERSION ") {
+            if c.try_line().is_some_and(|l| l.starts_with("VERSION ")) {
                 c.set_read_timeout(Duration::from_secs(5));
                 break c;
             }
@@ -765,52 +760,57 @@ fn bulk_write(port: u16, prefix: &str, n: usize) -> Duration {
     t0.elapsed()
 }
 
+fn rss_kb_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Peaks seen by a sampler thread.
+#[derive(Default)]
+struct Peaks {
+    rss_a: AtomicU64,
+    rss_b: AtomicU64,
+    outbox_items: AtomicU64,
+}
+
 #[test]
 fn throttled_link_bounded_outbox_then_resync() {
     let _g = serial();
     let n = 32_000;
-    let data_mb = (n * 1000) as f64 / 1048576.0;
+    let data_kb = (n * 1000) as u64 / 1024;
     // reference: the same data on a node without a peer
     let ref_rss = {
         let solo = common::Server::start(&["-m", "256"]);
-        let pid = solo.pid();
-        let rss = || -> u64 {
-            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
         bulk_write(solo.port, "thr", n);
-        rss()
+        rss_kb_of(solo.pid())
     };
     let pair = linked_pair(&["-q", "1000", "-m", "256"], &["-q", "1000", "-m", "256"]);
     let base = pair.a.rss_kb().unwrap_or(0);
     pair.throttle(256 * 1024);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let max_rss = Arc::new(AtomicU64::new(0));
-    let max_outbox = Arc::new(AtomicU64::new(0));
+    // two phases: while writing, then while converging
+    let phases = [Arc::new(Peaks::default()), Arc::new(Peaks::default())];
+    let phase = Arc::new(AtomicU64::new(0));
     let sampler = {
-        let (stop, max_rss, max_outbox) = (stop.clone(), max_rss.clone(), max_outbox.clone());
-        let pid = pair.a.pid().expect("A pid");
+        let (stop, phases, phase) = (stop.clone(), phases.clone(), phase.clone());
+        let pid_a = pair.a.pid().expect("A pid");
+        let pid_b = pair.b.pid().expect("B pid");
         let port = pair.a.port;
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                    if let Some(v) = s
-                        .lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1))
-                        .and_then(|v| v.parse::<u64>().ok())
-                    {
-                        max_rss.fetch_max(v, Ordering::SeqCst);
-                    }
-                }
+                let p = &phases[phase.load(Ordering::SeqCst) as usize];
+                p.rss_a.fetch_max(rss_kb_of(pid_a), Ordering::SeqCst);
+                p.rss_b.fetch_max(rss_kb_of(pid_b), Ordering::SeqCst);
                 if let Some(mut c) = Conn::try_connect(port, Duration::from_millis(200)) {
                     let st = c.stats("replication");
-                    max_outbox.fetch_max(num(&st, "repl_outbox_items"), Ordering::SeqCst);
+                    p.outbox_items
+                        .fetch_max(num(&st, "repl_outbox_items"), Ordering::SeqCst);
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -818,57 +818,72 @@ fn throttled_link_bounded_outbox_then_resync() {
     };
     let wt = bulk_write(pair.a.port, "thr", n);
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::SeqCst);
-    sampler.join().expect("sampler");
     let sa = pair.stats_repl(Side::A);
-    let rss_peak = max_rss.load(Ordering::SeqCst);
-    eprintln!(
-        "throttle 256 KiB/s: {n} x 1000 B written on A in {:.0} ms; A RSS base {} MiB, peak {} MiB, unreplicated reference {} MiB (data {:.1} MiB); outbox items peak {} ; overflows {}",
-        ms(wt),
-        base / 1024,
-        rss_peak / 1024,
-        ref_rss / 1024,
-        data_mb,
-        max_outbox.load(Ordering::SeqCst),
-        num(&sa, "repl_outbox_overflows")
-    );
-    assert!(num(&sa, "repl_outbox_overflows") > 0, "no overflow: {sa:?}");
-    assert!(
-        max_outbox.load(Ordering::SeqCst) <= 1000,
-        "outbox held more than -q 1000 items"
-    );
-    assert!(
-        rss_peak < 64 * 1024 + (data_mb * 1024.0) as u64 + base,
-        "A's RSS {rss_peak} KiB exceeds base + 64 MiB + data"
-    );
-    assert!(
-        rss_peak < ref_rss + 32 * 1024,
-        "A's RSS {rss_peak} KiB exceeds the unreplicated reference {ref_rss} KiB by more than 32 MiB"
-    );
+    let sent_during_writes = pair.to_a.bytes_down() + pair.to_b.bytes_up();
 
     // writes stopped: a faster (still throttled) link lets the pair catch up
+    phase.store(1, Ordering::SeqCst);
     pair.throttle(16 * 1024 * 1024);
     let t0 = Instant::now();
     let ks = keys("thr", 0..n);
     let conv = pair.wait_converged(&ks, Duration::from_secs(30));
-    let sa = pair.stats_repl(Side::A);
-    let sb = pair.stats_repl(Side::B);
+    stop.store(true, Ordering::SeqCst);
+    sampler.join().expect("sampler");
+    let sa2 = pair.stats_repl(Side::A);
+    let sb2 = pair.stats_repl(Side::B);
+    let [w, c] = &phases;
+    let peak = |a: &AtomicU64| a.load(Ordering::SeqCst);
+    eprintln!(
+        "throttle 256 KiB/s, -q 1000: {n} x 1000 B ({} MiB) written on A in {:.0} ms, {} KiB crossed the link meanwhile; outbox overflows {}, outbox items peak {}",
+        data_kb / 1024,
+        ms(wt),
+        sent_during_writes / 1024,
+        num(&sa, "repl_outbox_overflows"),
+        peak(&w.outbox_items)
+    );
+    eprintln!(
+        "throttle RSS (MiB): A base {}, peak while writing {}, peak while resyncing {}; B peak {} / {}; unreplicated reference {}",
+        base / 1024,
+        peak(&w.rss_a) / 1024,
+        peak(&c.rss_a) / 1024,
+        peak(&w.rss_b) / 1024,
+        peak(&c.rss_b) / 1024,
+        ref_rss / 1024
+    );
     eprintln!(
         "throttle: {} after writes stopped (link 16 MiB/s); resyncs full A {} B {}, partial A {} B {}",
         match &conv {
             Ok(d) => format!("converged in {:.0} ms", ms(*d)),
             Err(_) => format!("NOT converged after {:.0} ms", ms(t0.elapsed())),
         },
-        num(&sa, "repl_resyncs_full"),
-        num(&sb, "repl_resyncs_full"),
-        num(&sa, "repl_resyncs_partial"),
-        num(&sb, "repl_resyncs_partial")
+        num(&sa2, "repl_resyncs_full"),
+        num(&sb2, "repl_resyncs_full"),
+        num(&sa2, "repl_resyncs_partial"),
+        num(&sb2, "repl_resyncs_partial")
     );
+    assert!(num(&sa, "repl_outbox_overflows") > 0, "no overflow: {sa:?}");
+    assert!(
+        peak(&w.outbox_items) <= 1000,
+        "outbox held {} items with -q 1000",
+        peak(&w.outbox_items)
+    );
+    let rss_a = peak(&w.rss_a).max(peak(&c.rss_a));
+    let rss_b = peak(&w.rss_b).max(peak(&c.rss_b));
+    assert!(
+        rss_a < base + 64 * 1024 + data_kb,
+        "A's RSS {rss_a} KiB exceeds base {base} + 64 MiB + data {data_kb} KiB"
+    );
+    for (who, rss) in [("A", rss_a), ("B", rss_b)] {
+        assert!(
+            rss < ref_rss + 32 * 1024,
+            "{who}'s RSS {rss} KiB exceeds the unreplicated node's {ref_rss} KiB by more than 32 MiB"
+        );
+    }
     if let Err(e) = conv {
         panic!("{e}\n{}", pair.report());
     }
     assert!(
-        num(&sa, "repl_resyncs_full") + num(&sb, "repl_resyncs_full") > 0,
+        num(&sa2, "repl_resyncs_full") + num(&sb2, "repl_resyncs_full") > 0,
         "converged without a full resync after an overflow?"
     );
 }
@@ -1139,13 +1154,49 @@ fn connect_from(from: [u8; 4], to: u16) -> TcpStream {
     s
 }
 
-/// A frame as the link carries it: u32 big-endian length, type byte, payload.
-/// (The length here counts the type byte and the payload.)
+/// A frame as the link carries it: u32 big-endian length (of the type byte
+/// and the payload), type byte, payload. The frames below are encoded by
+/// hand from the format documented in src/replication/frame.rs, so that a
+/// stranger's bytes do not depend on the crate's own encoder.
 fn raw_frame(ty: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
     f.push(ty);
     f.extend_from_slice(payload);
     f
+}
+
+/// Hello (type 1): magic, protocol 1, node id, run id, nonce, hlc,
+/// item_size_max, memory_limit, wants_auth.
+fn hello_frame(node_id: u8, wants_auth: bool) -> Vec<u8> {
+    let mut p = b"TWNC".to_vec();
+    p.extend(1u16.to_be_bytes());
+    p.push(node_id);
+    p.extend(0x5eed_0000_dead_beefu64.to_be_bytes());
+    p.extend([0x42u8; 16]);
+    p.extend(0u64.to_be_bytes());
+    p.extend((1024u32 * 1024).to_be_bytes());
+    p.extend((64u64 << 20).to_be_bytes());
+    p.push(wants_auth as u8);
+    assert_eq!(p.len(), 52);
+    raw_frame(1, &p)
+}
+
+/// Auth (type 2): a 32-byte MAC.
+fn auth_frame(mac: [u8; 32]) -> Vec<u8> {
+    raw_frame(2, &mac)
+}
+
+/// Item (type 5) with a version far in the future, so it would win.
+fn item_frame(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut p = (u64::MAX >> 2).to_be_bytes().to_vec();
+    p.extend(0u32.to_be_bytes()); // flags
+    p.extend(0u32.to_be_bytes()); // exptime
+    p.push(0); // stale
+    p.push(key.len() as u8);
+    p.extend_from_slice(key);
+    p.extend((value.len() as u32).to_be_bytes());
+    p.extend_from_slice(value);
+    raw_frame(5, &p)
 }
 
 /// Reads until the node closes the connection or `limit` passes; returns
@@ -1173,9 +1224,9 @@ fn stranger_from_another_address_is_refused() {
     let before = num(&pair.stats_repl(Side::A), "repl_strangers_refused");
 
     let mut s = connect_from([127, 0, 0, 2], pair.a.repl_port);
-    // whatever it says, it is not the configured peer
-    let _ = s.write_all(&raw_frame(1, b"hello from 127.0.0.2"));
-    let _ = s.write_all(&raw_frame(3, b"stranger-key injected"));
+    // a well-formed Hello claiming to be B, then a record
+    let _ = s.write_all(&hello_frame(2, false));
+    let _ = s.write_all(&item_frame(b"stranger-key", b"injected"));
     let (got, closed) = drain(&mut s, Duration::from_secs(3));
     let st = pair.stats_repl(Side::A);
     eprintln!(
@@ -1197,6 +1248,110 @@ fn stranger_from_another_address_is_refused() {
         pair.state(Side::A),
         "linked",
         "a stranger broke the real link"
+    );
+}
+
+#[test]
+fn garbage_from_the_peer_address_closes_the_connection() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    assert_eq!(ca.set("secret", 0, b"TOPSECRET-DATA"), "STORED");
+    let before = pair.stats_repl(Side::A);
+    // without a secret, 127.0.0.1 is the peer's address: the bytes are read,
+    // and must be refused as frames, never run as commands
+    for junk in [
+        &b"set junk 0 0 1\r\nx\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &raw_frame(99, b"no such type")[..],
+        &raw_frame(1, b"short hello")[..],
+    ] {
+        let mut s = connect_from([127, 0, 0, 1], pair.a.repl_port);
+        let _ = s.write_all(junk);
+        let (got, closed) = drain(&mut s, Duration::from_secs(3));
+        assert!(
+            closed,
+            "the connection stayed open after {:?}",
+            String::from_utf8_lossy(junk)
+        );
+        assert!(!got.windows(9).any(|w| w == b"TOPSECRET"));
+    }
+    let st = pair.stats_repl(Side::A);
+    eprintln!(
+        "garbage: malformed_frames {} -> {}, strangers_refused {} -> {}",
+        num(&before, "repl_malformed_frames"),
+        num(&st, "repl_malformed_frames"),
+        num(&before, "repl_strangers_refused"),
+        num(&st, "repl_strangers_refused")
+    );
+    assert_eq!(ca.get("junk"), None, "a command on the peer port ran");
+    assert!(
+        num(&st, "repl_malformed_frames") >= num(&before, "repl_malformed_frames") + 4,
+        "malformed frames not counted: {st:?}"
+    );
+    pair.wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("the real link did not survive garbage\n{}", pair.report()));
+}
+
+#[test]
+fn blackholed_link_is_detected_and_heals() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    pair.blackhole();
+    let t0 = Instant::now();
+    let ka = keys("bha", 0..300);
+    let kb = keys("bhb", 0..300);
+    set_all(
+        &mut pair.a.conn(),
+        &ka.iter()
+            .map(|k| (k.clone(), 1, b"a".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    set_all(
+        &mut pair.b.conn(),
+        &kb.iter()
+            .map(|k| (k.clone(), 2, b"b".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let mut left = [None, None];
+    while t0.elapsed() < Duration::from_secs(8) && left.iter().any(Option::is_none) {
+        for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+            if left[i].is_none() && pair.state(side) != "linked" {
+                left[i] = Some(t0.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "blackhole: A left linked after {:?} ms, B after {:?} ms",
+        left[0].map(ms),
+        left[1].map(ms)
+    );
+    for (i, who) in ["A", "B"].into_iter().enumerate() {
+        let t = left[i].unwrap_or_else(|| {
+            panic!("{who} still linked 8 s into a blackhole\n{}", pair.report())
+        });
+        assert!(
+            t < Duration::from_millis(4500),
+            "{who} took {t:?} to notice a frozen link"
+        );
+    }
+    pair.pass();
+    let relink = pair.wait_linked(Duration::from_secs(5)).unwrap_or_else(|| {
+        panic!(
+            "no re-link within 5 s of the blackhole ending\n{}",
+            pair.report()
+        )
+    });
+    let all: Vec<String> = ka.iter().chain(&kb).cloned().collect();
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("after blackhole: {e}\n{}", pair.report()));
+    assert_eq!(pair.snapshot(&all).0.len(), all.len());
+    eprintln!(
+        "blackhole healed: re-linked in {:.0} ms, converged {:.0} ms later",
+        ms(relink),
+        ms(conv)
     );
 }
 
@@ -1222,16 +1377,18 @@ fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
     await_value(&pair.b, "secret", Some(b"TOPSECRET-DATA"), "set");
     let before = pair.stats_repl(Side::A);
 
-    // from the peer's own address, so only the handshake can refuse it
+    // from the peer's own address, so only the handshake can refuse it:
+    // 1. a Hello claiming to be B, a forged Auth, then a record
     let mut s = connect_from([127, 0, 0, 1], pair.a.repl_port);
     let (hello, _) = drain(&mut s, Duration::from_millis(300));
-    let _ = s.write_all(&raw_frame(2, &[0x5a; 64])); // a forged auth answer
-    let _ = s.write_all(&raw_frame(3, b"forged-key forged-value"));
+    let _ = s.write_all(&hello_frame(2, true));
+    let _ = s.write_all(&auth_frame([0x5a; 32]));
+    let _ = s.write_all(&item_frame(b"forged-key", b"forged-value"));
     let (got, closed) = drain(&mut s, Duration::from_secs(4));
     let st = pair.stats_repl(Side::A);
     let all: Vec<u8> = hello.iter().chain(&got).copied().collect();
     eprintln!(
-        "forger: received {} bytes before answering, {} after; closed {closed}; auth_failures {} -> {}, malformed {} -> {}",
+        "forger (bad MAC): received {} bytes before its Hello, {} after; closed {closed}; auth_failures {} -> {}, malformed {} -> {}",
         hello.len(),
         got.len(),
         num(&before, "repl_auth_failures"),
@@ -1244,10 +1401,37 @@ fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
         !all.windows(9).any(|w| w == b"TOPSECRET"),
         "a forger received cache data"
     );
-    assert_eq!(ca.get("forged-key"), None);
+    assert_eq!(ca.get("forged-key"), None, "a forged record was applied");
     assert!(
         num(&st, "repl_auth_failures") > num(&before, "repl_auth_failures"),
         "repl_auth_failures did not increment: {st:?}"
+    );
+
+    // 2. a Hello that does not offer auth, then straight to a record
+    let mut s = connect_from([127, 0, 0, 1], pair.a.repl_port);
+    let _ = s.write_all(&hello_frame(2, false));
+    let _ = s.write_all(&item_frame(b"forged-key2", b"forged-value"));
+    let (got, closed) = drain(&mut s, Duration::from_secs(4));
+    let st2 = pair.stats_repl(Side::A);
+    eprintln!(
+        "forger (no auth): received {} bytes; closed {closed}; auth_failures {} -> {}, malformed {} -> {}",
+        got.len(),
+        num(&st, "repl_auth_failures"),
+        num(&st2, "repl_auth_failures"),
+        num(&st, "repl_malformed_frames"),
+        num(&st2, "repl_malformed_frames")
+    );
+    assert!(closed, "a peer skipping auth was left connected for 4 s");
+    assert!(!got.windows(9).any(|w| w == b"TOPSECRET"));
+    assert_eq!(
+        ca.get("forged-key2"),
+        None,
+        "a record without auth was applied"
+    );
+    eprintln!(
+        "links established on A: {} before the forgers, {} after",
+        num(&before, "repl_links_established"),
+        num(&st2, "repl_links_established")
     );
     assert_eq!(
         pair.state(Side::A),

@@ -327,6 +327,20 @@ impl Conn {
         String::from_utf8_lossy(&v).into_owned()
     }
 
+    /// One reply line, or None on a read error or timeout (no panic).
+    pub fn try_line(&mut self) -> Option<String> {
+        let mut v = Vec::new();
+        match self.r.read_until(b'\n', &mut v) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                while v.last() == Some(&b'\n') || v.last() == Some(&b'\r') {
+                    v.pop();
+                }
+                Some(String::from_utf8_lossy(&v).into_owned())
+            }
+        }
+    }
+
     /// Sends `req` (which must end in `\r\n`) and returns the reply line.
     pub fn cmd(&mut self, req: &str) -> String {
         self.send(req.as_bytes());
