@@ -9,8 +9,8 @@
 //! alive, the tail of both logs is printed (the test harness shows it).
 #![allow(dead_code)]
 
+use super::free_port;
 use super::proxy::Proxy;
-use super::{binary, free_port};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -85,6 +85,16 @@ pub struct Node {
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// The twincache binary of this build. Replication tests cannot run against
+/// memcached, so TWINCACHE_TEST_BIN does not apply; TWINCACHE_REPL_TEST_BIN
+/// may point at another twincache build (to try the tests against a branch).
+pub fn binary() -> PathBuf {
+    match std::env::var_os("TWINCACHE_REPL_TEST_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_twincache")),
+    }
 }
 
 impl Node {
