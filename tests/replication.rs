@@ -338,6 +338,38 @@ fn proxy_self_test() {
     drop(p);
 }
 
+#[test]
+fn exactly_one_link_when_both_dial() {
+    // both nodes dial at start; one connection must survive, and stay
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let open = || pair.to_a.open_connections() + pair.to_b.open_connections();
+    let accepted = pair.to_a.accepted() + pair.to_b.accepted();
+    let open_then = open();
+    std::thread::sleep(Duration::from_secs(2));
+    let sa = pair.stats_repl(Side::A);
+    let sb = pair.stats_repl(Side::B);
+    eprintln!(
+        "both dial: {} connections accepted by the proxies, {open_then} open after 0.5 s, {} after 2.5 s; links_established A {} B {}; last_error A {:?} B {:?}",
+        accepted,
+        open(),
+        num(&sa, "repl_links_established"),
+        num(&sb, "repl_links_established"),
+        sa.get("repl_last_error"),
+        sb.get("repl_last_error")
+    );
+    assert_eq!(open_then, 1, "connections open between the nodes");
+    assert_eq!(open(), 1, "connections open between the nodes 2 s later");
+    assert_eq!(
+        pair.to_a.accepted() + pair.to_b.accepted(),
+        accepted,
+        "the nodes kept dialing while linked"
+    );
+    assert_eq!(pair.state(Side::A), "linked");
+    assert_eq!(pair.state(Side::B), "linked");
+}
+
 // ------------------------------------------------------------ steady writes
 
 #[test]
@@ -1265,6 +1297,135 @@ fn flush_all_across_nodes() {
         "keys set after the flush were flushed: {lost:?}"
     );
     eprintln!("flush_all: converged {:.1} ms", ms(conv));
+}
+
+/// Waits for `node` to exit; returns how long it took (None: still running).
+fn wait_exit(node: &mut Node, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if node.exited().is_some() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn graceful_stop_drains_the_outbox_within_its_limit() {
+    let _g = serial();
+    // 1. a slow link: SIGTERM waits until the peer has everything
+    let mut pair = linked_pair(&["--repl-drain-timeout", "10"], &[]);
+    pair.throttle(200 * 1024);
+    let ks = keys("drain", 0..400);
+    let val = vec![b'd'; 1000];
+    set_all(
+        &mut pair.a.conn(),
+        &ks.iter()
+            .map(|k| (k.clone(), 3, val.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let outbox = num(&pair.stats_repl(Side::A), "repl_outbox_items");
+    assert!(pair.a.signal(nix::sys::signal::Signal::SIGTERM));
+    let took = wait_exit(&mut pair.a, Duration::from_secs(15));
+    let on_b = pair.b.conn().gets_many(&ks).len();
+    eprintln!(
+        "drain: {} x 1000 B over a 200 KiB/s link, outbox {outbox} items at SIGTERM; A exited after {:?} ms; B holds {on_b}",
+        ks.len(),
+        took.map(ms)
+    );
+    let took =
+        took.unwrap_or_else(|| panic!("A did not exit 15 s after SIGTERM\n{}", pair.report()));
+    assert!(
+        took < Duration::from_secs(11),
+        "A overran its 10 s drain limit: {took:?}"
+    );
+    assert_eq!(
+        on_b,
+        ks.len(),
+        "a graceful stop lost records\n{}",
+        pair.report()
+    );
+    drop(pair);
+
+    // 2. a frozen link: the limit is honoured
+    let mut pair = linked_pair(&["--repl-drain-timeout", "1"], &[]);
+    pair.blackhole();
+    set_all(
+        &mut pair.a.conn(),
+        &ks.iter()
+            .map(|k| (k.clone(), 3, val.clone()))
+            .collect::<Vec<_>>(),
+    );
+    assert!(pair.a.signal(nix::sys::signal::Signal::SIGTERM));
+    let took = wait_exit(&mut pair.a, Duration::from_secs(10));
+    eprintln!(
+        "drain into a blackhole, --repl-drain-timeout 1: A exited after {:?} ms",
+        took.map(ms)
+    );
+    let took =
+        took.unwrap_or_else(|| panic!("A did not exit 10 s after SIGTERM\n{}", pair.report()));
+    assert!(
+        took < Duration::from_millis(3000),
+        "drain limit 1 s, exit took {took:?}"
+    );
+}
+
+#[test]
+fn value_too_large_for_the_peer_is_reported_not_fatal() {
+    let _g = serial();
+    let pair = linked_pair(&["-I", "2m", "-m", "128"], &["-I", "1m", "-m", "128"]);
+    let before_a = pair.stats_repl(Side::A);
+    let mut ca = pair.a.conn();
+    let big = vec![b'B'; 1536 * 1024];
+    assert_eq!(ca.set("big", 0, &big), "STORED");
+    assert_eq!(ca.set("small-after", 0, b"fine"), "STORED");
+    await_value(
+        &pair.b,
+        "small-after",
+        Some(b"fine"),
+        "set after a too-large value",
+    );
+    assert_eq!(
+        pair.b.conn().get("big"),
+        None,
+        "B stored a value above its -I"
+    );
+    let sa = pair.stats_repl(Side::A);
+    let sb = pair.stats_repl(Side::B);
+    // the contract names repl_records_refused; the sender may also count a
+    // value it knew the peer could not take without sending it
+    let counters = [
+        "repl_records_refused",
+        "repl_records_refused_by_peer",
+        "repl_too_large_for_peer",
+    ];
+    let reported: Vec<String> = counters
+        .iter()
+        .map(|c| format!("{c} A {} B {}", num(&sa, c), num(&sb, c)))
+        .collect();
+    eprintln!(
+        "too large: {}; links A {} -> {}; last_error A {:?} B {:?}",
+        reported.join(", "),
+        num(&before_a, "repl_links_established"),
+        num(&sa, "repl_links_established"),
+        sa.get("repl_last_error"),
+        sb.get("repl_last_error")
+    );
+    assert_eq!(
+        num(&sa, "repl_links_established"),
+        num(&before_a, "repl_links_established"),
+        "the link was re-made over a value the peer cannot store"
+    );
+    assert!(
+        counters
+            .iter()
+            .map(|c| num(&sa, c) + num(&sb, c))
+            .sum::<u64>()
+            > 0,
+        "the too-large value is not reported in any of {counters:?}"
+    );
+    assert_eq!(pair.state(Side::A), "linked");
 }
 
 // ------------------------------------------------------------- strangers
