@@ -840,6 +840,92 @@ fn cut_link_with_writes_and_deletes_then_heal() {
     );
 }
 
+#[test]
+fn brief_outage_costs_no_full_copy() {
+    // a short cut with a few writes must be repaired by sending what
+    // differs, not the whole store
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let n = 20_000;
+    let items: Vec<_> = (0..n)
+        .map(|i| (format!("body:{i}"), 0u32, format!("{i:0>100}").into_bytes()))
+        .collect();
+    set_all(&mut pair.a.conn(), &items);
+    let body: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+    pair.wait_converged(&body, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("before the cut: {e}"));
+    let data_bytes = (n * 100) as u64;
+    let (sa0, sb0) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
+
+    pair.cut();
+    assert!(common::eventually(Duration::from_secs(3), || pair
+        .state(Side::A)
+        != "linked"));
+    let ka = keys("brief-a", 0..50);
+    let kb = keys("brief-b", 0..50);
+    set_all(
+        &mut pair.a.conn(),
+        &ka.iter()
+            .map(|k| (k.clone(), 0, b"a".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    set_all(
+        &mut pair.b.conn(),
+        &kb.iter()
+            .map(|k| (k.clone(), 0, b"b".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    delete_all(&mut pair.b.conn(), &body[0..50]);
+    let moved0 = pair.to_a.bytes_up()
+        + pair.to_a.bytes_down()
+        + pair.to_b.bytes_up()
+        + pair.to_b.bytes_down();
+    pair.pass();
+    let relink = pair
+        .wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no re-link\n{}", pair.report()));
+    let mut all = body.clone();
+    all.extend(ka.iter().cloned());
+    all.extend(kb.iter().cloned());
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    std::thread::sleep(Duration::from_millis(200));
+    let moved = pair.to_a.bytes_up()
+        + pair.to_a.bytes_down()
+        + pair.to_b.bytes_up()
+        + pair.to_b.bytes_down()
+        - moved0;
+    let (sa, sb) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
+    let d =
+        |m: &HashMap<String, String>, m0: &HashMap<String, String>, k: &str| num(m, k) - num(m0, k);
+    eprintln!(
+        "brief outage (150 writes over a {} KiB store): re-linked {:.0} ms, converged {:.0} ms later; {} KiB crossed the link; resyncs full +{} +{}, partial +{} +{}",
+        data_bytes / 1024,
+        ms(relink),
+        ms(conv),
+        moved / 1024,
+        d(&sa, &sa0, "repl_resyncs_full"),
+        d(&sb, &sb0, "repl_resyncs_full"),
+        d(&sa, &sa0, "repl_resyncs_partial"),
+        d(&sb, &sb0, "repl_resyncs_partial")
+    );
+    let (a, _) = pair.snapshot(&all);
+    assert!(
+        body[0..50].iter().all(|k| !a.contains_key(k)),
+        "deletes made during the cut were undone"
+    );
+    assert!(
+        moved < data_bytes / 4,
+        "healing a 150-write outage moved {moved} bytes, the store holds {data_bytes}"
+    );
+    assert_eq!(
+        d(&sa, &sa0, "repl_resyncs_full") + d(&sb, &sb0, "repl_resyncs_full"),
+        0,
+        "a brief outage cost a full resync"
+    );
+}
+
 // ------------------------------------------------------------- throttled
 
 /// Writes `n` 1000-byte values on `port` in pipelined batches; every reply
