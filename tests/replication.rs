@@ -1944,3 +1944,83 @@ fn unreachable_peer_opens_after_sync_timeout() {
         assert!(plain.contains_key(k), "plain stats lacks {k}");
     }
 }
+// ------------------------------------------------------- figures (ignored)
+
+/// Resync speed and client latency during a resync, for the note. Not run by
+/// default (it loads a million items); run it on a release build:
+/// `cargo test --release --test replication -- --ignored --nocapture resync_speed`
+/// (TWINCACHE_RESYNC_ITEMS changes the count).
+#[test]
+#[ignore = "figure for the note; run with --release --ignored"]
+fn resync_speed_figure() {
+    let _g = serial();
+    let n: usize = std::env::var("TWINCACHE_RESYNC_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut pair = linked_pair(&["-m", "1024"], &["-m", "1024"]);
+    pair.b.kill9();
+    let t0 = Instant::now();
+    {
+        let mut c = pair.a.conn();
+        let val = vec![b'r'; 100];
+        for start in (0..n).step_by(1000) {
+            let items: Vec<_> = (start..(start + 1000).min(n))
+                .map(|i| (format!("rs:{i}"), 0u32, val.clone()))
+                .collect();
+            set_all(&mut c, &items);
+        }
+    }
+    eprintln!(
+        "resync figure: loaded {n} x 100 B on A in {:.0} ms",
+        ms(t0.elapsed())
+    );
+
+    // B comes back empty: it opens its client port once its initial sync is
+    // done; meanwhile a client keeps setting on A
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let stop = stop.clone();
+        let port = pair.a.port;
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(port);
+            let mut lat = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let t = Instant::now();
+                assert_eq!(c.set(&format!("during:{i}"), 0, b"x"), "STORED");
+                lat.push(t.elapsed());
+                i += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            lat
+        })
+    };
+    pair.b.respawn();
+    let t1 = Instant::now();
+    assert!(
+        pair.b.wait_ready(Duration::from_secs(120)),
+        "B not ready 120 s after restart\n{}",
+        pair.report()
+    );
+    let sync = t1.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let mut lat = prober.join().expect("prober");
+    let sb = pair.stats_repl(Side::B);
+    eprintln!(
+        "resync figure: B (empty) synced {n} items in {:.0} ms = {:.0} items/s; client set on A during it: {} sets, p50 {:.3} ms p99 {:.3} ms max {:.3} ms; B applied {}",
+        ms(sync),
+        n as f64 / sync.as_secs_f64(),
+        lat.len(),
+        ms(percentile(&mut lat, 50.0)),
+        ms(percentile(&mut lat, 99.0)),
+        ms(percentile(&mut lat, 100.0)),
+        num(&sb, "repl_records_applied")
+    );
+    let ks = keys("rs", 0..n);
+    let have = pair.b.conn().gets_many(&ks).len();
+    assert_eq!(
+        have, n,
+        "B opened its client port holding {have} of {n} items"
+    );
+}
