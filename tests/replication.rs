@@ -375,7 +375,11 @@ fn exactly_one_link_when_both_dial() {
 #[test]
 fn steady_writes_converge_and_lag_is_small() {
     let _g = serial();
-    let pair = linked_pair(&[], &[]);
+    // nodes wired to each other directly: this measures the link, not the
+    // test's proxy (see proxy_self_test for what the proxy adds)
+    let pair = Pair::start_direct(&[], &[]);
+    pair.wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("direct pair did not link\n{}", pair.report()));
     let n = 3000;
     let make = |side: &str| -> Vec<(String, u32, Vec<u8>)> {
         (0..n)

@@ -548,9 +548,20 @@ impl Pair {
     /// As `start`, with a scratch directory the caller already made (e.g. to
     /// hold secret files named in the extra arguments).
     pub fn start_in(dir: TempDir, extra_a: &[&str], extra_b: &[&str]) -> Pair {
+        Self::start_wired(dir, extra_a, extra_b, false)
+    }
+
+    /// As `start`, but the nodes dial each other directly (the proxies exist
+    /// and carry nothing): for measuring the link itself, without the
+    /// proxy's two extra thread hops.
+    pub fn start_direct(extra_a: &[&str], extra_b: &[&str]) -> Pair {
+        Self::start_wired(TempDir::new("pair"), extra_a, extra_b, true)
+    }
+
+    fn start_wired(dir: TempDir, extra_a: &[&str], extra_b: &[&str], direct: bool) -> Pair {
         let mut dir = Some(dir);
         for attempt in 0..3 {
-            let mut pair = Self::spawn_in(dir.take().expect("dir"), extra_a, extra_b);
+            let mut pair = Self::spawn_wired(dir.take().expect("dir"), extra_a, extra_b, direct);
             let (ra, rb) = std::thread::scope(|s| {
                 let ta = s.spawn(|| pair.a.wait_ready(START_TIMEOUT));
                 let rb = pair.b.wait_ready(START_TIMEOUT);
@@ -583,23 +594,22 @@ impl Pair {
 
     /// Spawns both processes without waiting for either.
     pub fn spawn_in(dir: TempDir, extra_a: &[&str], extra_b: &[&str]) -> Pair {
+        Self::spawn_wired(dir, extra_a, extra_b, false)
+    }
+
+    fn spawn_wired(dir: TempDir, extra_a: &[&str], extra_b: &[&str], direct: bool) -> Pair {
         let p = distinct_ports(4);
         let (ca, cb, ra, rb) = (p[0], p[1], p[2], p[3]);
         let to_a = Proxy::start(SocketAddr::from(([127, 0, 0, 1], ra)));
         let to_b = Proxy::start(SocketAddr::from(([127, 0, 0, 1], rb)));
-        let mut args_a = owned(&[
-            "-x",
-            &format!("127.0.0.1:{}", to_b.port()),
-            "--node-id",
-            "1",
-        ]);
+        let (peer_of_a, peer_of_b) = if direct {
+            (rb, ra)
+        } else {
+            (to_b.port(), to_a.port())
+        };
+        let mut args_a = owned(&["-x", &format!("127.0.0.1:{peer_of_a}"), "--node-id", "1"]);
         args_a.extend(owned(extra_a));
-        let mut args_b = owned(&[
-            "-x",
-            &format!("127.0.0.1:{}", to_a.port()),
-            "--node-id",
-            "2",
-        ]);
+        let mut args_b = owned(&["-x", &format!("127.0.0.1:{peer_of_b}"), "--node-id", "2"]);
         args_b.extend(owned(extra_b));
         let a = Node::spawn("A", ca, ra, args_a, dir.path().join("a.log"));
         let b = Node::spawn("B", cb, rb, args_b, dir.path().join("b.log"));
