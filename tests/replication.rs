@@ -930,6 +930,101 @@ fn brief_outage_costs_no_full_copy() {
     );
 }
 
+#[test]
+fn link_timing_flags_are_honoured() {
+    // --repl-heartbeat-ms / --repl-timeout-ms decide how soon a frozen link
+    // is noticed; --repl-backoff-max-ms how soon a healed one re-forms
+    let _g = serial();
+    let flags = [
+        "--repl-heartbeat-ms",
+        "100",
+        "--repl-timeout-ms",
+        "800",
+        "--repl-backoff-max-ms",
+        "200",
+    ];
+    let pair = linked_pair(&flags, &flags);
+    pair.blackhole();
+    let t0 = Instant::now();
+    let mut left = None;
+    while t0.elapsed() < Duration::from_secs(5) {
+        if pair.state(Side::A) != "linked" && pair.state(Side::B) != "linked" {
+            left = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // stay cut a while, so the redial backoff grows to its cap
+    std::thread::sleep(Duration::from_secs(2));
+    pair.pass();
+    let relink = pair.wait_linked(Duration::from_secs(5));
+    eprintln!(
+        "timing flags (timeout 800 ms, backoff max 200 ms): both left linked after {:?} ms; re-linked {:?} ms after healing",
+        left.map(ms),
+        relink.map(ms)
+    );
+    let left =
+        left.unwrap_or_else(|| panic!("still linked 5 s into a blackhole\n{}", pair.report()));
+    assert!(
+        left >= Duration::from_millis(700) && left < Duration::from_millis(1500),
+        "--repl-timeout-ms 800, yet the link was declared dead after {left:?}"
+    );
+    let relink = relink.unwrap_or_else(|| panic!("no re-link\n{}", pair.report()));
+    assert!(
+        relink < Duration::from_millis(1000),
+        "--repl-backoff-max-ms 200, yet re-linking took {relink:?}"
+    );
+}
+
+#[test]
+fn delayed_link_stays_up_and_converges() {
+    // 40 ms each way: heartbeats must not flap, records arrive late but all
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let links0 = num(&pair.stats_repl(Side::A), "repl_links_established");
+    pair.delay(Duration::from_millis(40));
+    let ka = keys("slow-a", 0..1000);
+    let kb = keys("slow-b", 0..1000);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut c = pair.a.conn();
+            for k in &ka {
+                assert_eq!(c.set(k, 1, b"a"), "STORED");
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        });
+        s.spawn(|| {
+            let mut c = pair.b.conn();
+            for k in &kb {
+                assert_eq!(c.set(k, 2, b"b"), "STORED");
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        });
+    });
+    let wrote = t0.elapsed();
+    let all: Vec<String> = ka.iter().chain(&kb).cloned().collect();
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let sa = pair.stats_repl(Side::A);
+    eprintln!(
+        "delay 40 ms: wrote for {:.0} ms, converged {:.0} ms after; repl_lag_ms now {}, links {} -> {}",
+        ms(wrote),
+        ms(conv),
+        num(&sa, "repl_lag_ms"),
+        links0,
+        num(&sa, "repl_links_established")
+    );
+    assert_eq!(
+        num(&sa, "repl_links_established"),
+        links0,
+        "the link was re-made under a 40 ms delay"
+    );
+    assert_eq!(pair.state(Side::A), "linked");
+    assert_eq!(pair.snapshot(&all).0.len(), all.len());
+}
+
 // ------------------------------------------------------------- throttled
 
 /// Writes `n` 1000-byte values on `port` in pipelined batches; every reply
