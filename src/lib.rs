@@ -18,6 +18,7 @@ pub mod exec;
 pub mod notify;
 pub mod process;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod stats;
 pub mod storage;
