@@ -16,12 +16,12 @@ use crate::protocol::encode::MetaCode;
 use crate::protocol::encode::{self, MetaItem, Reply};
 use crate::protocol::{Command, Keys, MetaCmd, MetaVerb, ProtocolError, SetMode, StoreVerb};
 use crate::stats::{ConnStats, WorkerStats, WorkerTotals};
+pub use crate::storage::{item_size, ApplyOutcome, Exported, WalkCursor};
 use crate::storage::{
     ArithOutcome, ClassReport, CrawlOutcome, DumpCursor, DumpEntry, MemoryReport,
     MetaDeleteOutcome, MetaMark, MetaUpdate, Miss, ReassignOutcome, Store, StoreConfig, StoreMode,
     StoreOutcome,
 };
-pub use crate::storage::{item_size, ApplyOutcome, Exported, WalkCursor};
 
 /// Settings that admin commands change at run time; `stats settings`
 /// shows them instead of the start-up values.
@@ -227,9 +227,12 @@ impl Shared {
                     .filter_map(|x| x.trim().parse::<u32>().ok())
                     .collect()
             }),
-            node_id: config
-                .replication_enabled()
-                .then(|| config.replication.node_id.unwrap_or_else(|| derived_node_id(&config))),
+            node_id: config.replication_enabled().then(|| {
+                config
+                    .replication
+                    .node_id
+                    .unwrap_or_else(|| derived_node_id(&config))
+            }),
             tombstone_ttl: config.replication.tombstone_ttl,
             tombstone_max_bytes: config.replication.tombstone_bytes,
             ..StoreConfig::default()
@@ -1129,7 +1132,10 @@ fn meta_set(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
             },
         );
     }
-    if matches!(outcome, StoreOutcome::Stored { .. } | StoreOutcome::TooLarge) {
+    if matches!(
+        outcome,
+        StoreOutcome::Stored { .. } | StoreOutcome::TooLarge
+    ) {
         ctx.mutated(key);
     }
     let (code, cas) = match outcome {
@@ -1415,7 +1421,10 @@ fn store(
     };
     let exp = absolute_expiry(exptime, ctx.now);
     let outcome = ctx.shared.store.store(mode, key, flags, exp, data, ctx.now);
-    if matches!(outcome, StoreOutcome::Stored { .. } | StoreOutcome::TooLarge) {
+    if matches!(
+        outcome,
+        StoreOutcome::Stored { .. } | StoreOutcome::TooLarge
+    ) {
         // A too-large set unlinks the old item (as memcached does).
         ctx.mutated(key);
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use twincache::config::{Config, ConfigError, EX_OSERR, EX_USAGE};
-use twincache::replication::SyncWait;
 use twincache::process::{self, Fatal};
+use twincache::replication::SyncWait;
 
 fn main() {
     let mut config = match Config::from_args(std::env::args_os().skip(1)) {

@@ -372,7 +372,10 @@ impl Node {
         let addrs = self.resolve_peer();
         let Some(&addr) = addrs.first() else {
             self.inner.set_error("resolve_failed");
-            tracing::warn!("replication: cannot resolve the peer {}", self.inner.peer_desc);
+            tracing::warn!(
+                "replication: cannot resolve the peer {}",
+                self.inner.peer_desc
+            );
             self.retry_later();
             return;
         };
@@ -421,11 +424,8 @@ impl Node {
         let hlc = exec::current_version(self.shared());
         let item_size_max = self.shared().config.item_size_max as u32;
         let memory_limit = self.shared().config.memory_limit_bytes();
-        let (node, run, wants_auth) = (
-            self.inner.node_id,
-            self.inner.run_id,
-            self.secret.is_some(),
-        );
+        let (node, run, wants_auth) =
+            (self.inner.node_id, self.inner.run_id, self.secret.is_some());
         if let Some(l) = self.conns.get_mut(t) {
             let nonce = l.nonce;
             l.send(&Frame::Hello {
@@ -729,7 +729,11 @@ impl Node {
                 exec::observe_version(&self.inner.shared, hlc);
                 Ok(())
             }
-            Frame::Refused { version, reason, key } => {
+            Frame::Refused {
+                version,
+                reason,
+                key,
+            } => {
                 self.inner
                     .counters
                     .refused_by_peer
@@ -744,7 +748,6 @@ impl Node {
                 "closed_by_peer",
                 format!("the peer closed: {}", String::from_utf8_lossy(reason)),
             )),
-            Frame::Hello { .. } | Frame::Auth { .. } => unreachable!(),
         }
     }
 
@@ -806,10 +809,8 @@ impl Node {
         let records = records.min(l.sent);
         while l.acked < records {
             l.acked += 1;
-            if let Some((what, _)) = l.inflight.pop_front() {
-                if let Inflight::SyncEnd(run) = what {
-                    self.synced_run = Some(run);
-                }
+            if let Some((Inflight::SyncEnd(run), _)) = l.inflight.pop_front() {
+                self.synced_run = Some(run);
             }
         }
         self.publish_state();
@@ -899,6 +900,10 @@ impl Node {
             return;
         }
         let mut l = self.conns.remove(t);
+        // Best effort: a Goodbye queued for the peer goes out first.
+        if l.phase != Phase::Connecting {
+            let _ = flush_tx(&mut l, &self.inner);
+        }
         let _ = self.poll.registry().deregister(&mut l.sock);
         let was_active = self.active == Some(t);
         if self.dialing == Some(t) {
@@ -1026,9 +1031,10 @@ impl Node {
             self.inner.outbox.pause();
             return;
         };
-        let outbox = &self.inner.outbox;
-        let shared = Arc::clone(&self.inner.shared);
-        let counters = &self.inner.counters;
+        let inner = Arc::clone(&self.inner);
+        let outbox = &inner.outbox;
+        let shared = &inner.shared;
+        let counters = &inner.counters;
         let peer_max = self.conns[t]
             .peer
             .map_or(usize::MAX, |p| p.item_size_max as usize);
@@ -1065,7 +1071,7 @@ impl Node {
             if outbox.pop_batch(&mut self.pop_cursor, OUTBOX_BATCH, &mut keys) > 0 {
                 progressed = true;
                 for key in keys.drain(..) {
-                    let sent = exec::export(&shared, &key, |e| {
+                    let sent = exec::export(shared, &key, |e| {
                         encode_exported(&mut l.tx, e, peer_max, counters)
                     });
                     if sent.is_some() {
@@ -1079,7 +1085,7 @@ impl Node {
                 progressed = true;
                 let mut n = 0u64;
                 let tx = &mut l.tx;
-                let done = exec::walk(&shared, cur, WALK_BUDGET, |e| {
+                let done = exec::walk(shared, cur, WALK_BUDGET, |e| {
                     encode_exported(tx, e, peer_max, counters);
                     n += 1;
                 });
@@ -1105,7 +1111,7 @@ impl Node {
                 // wakes us instead of waiting for the next tick.
                 outbox.arm();
                 armed = true;
-                if outbox.len() == 0 {
+                if outbox.is_empty() {
                     break;
                 }
             }
@@ -1142,9 +1148,7 @@ fn encode_exported(
             version,
             stale,
         } => {
-            if exec::item_size(key.len(), value.len(), flags, true) as usize
-                > peer_item_max
-            {
+            if exec::item_size(key.len(), value.len(), flags, true) as usize > peer_item_max {
                 // The peer would refuse it: make it drop its older copy
                 // instead of serving it, and say so.
                 counters.too_large_for_peer.fetch_add(1, Ordering::Relaxed);
