@@ -29,6 +29,7 @@ fn one_shard(c: StoreConfig) -> Store {
             shards: 1,
             initial_buckets: 4,
             seed: Some((1, 2)),
+            ..Default::default()
         },
     )
 }
