@@ -43,6 +43,11 @@ const OUTBOX_BATCH: usize = 256;
 const WALK_BUDGET: usize = 64;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 256 * 1024;
+/// Bytes handled per connection per turn of the loop, so that heartbeats,
+/// acknowledgements and sending go on while a sync streams in.
+const READ_BUDGET: usize = 4 << 20;
+/// Records received between two acknowledgements while reading.
+const ACK_EVERY: u64 = 4096;
 /// First redial delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
@@ -100,6 +105,9 @@ struct Link {
     peer_syncing: bool,
     /// A write hit WouldBlock: wait for WRITABLE.
     blocked: bool,
+    /// Reading stopped at its budget with bytes left in the socket: read
+    /// again on the next turn of the loop (no new event will say so).
+    more: bool,
 }
 
 impl Link {
@@ -130,6 +138,7 @@ impl Link {
             ack_sent: 0,
             peer_syncing: false,
             blocked: false,
+            more: false,
         }
     }
 
@@ -171,6 +180,9 @@ pub struct Node {
     synced_run: Option<u64>,
     pop_cursor: usize,
     scratch: Vec<Box<[u8]>>,
+    /// The last pump stopped with records left to send and a writable
+    /// socket: turn the loop again without waiting.
+    send_more: bool,
     /// Largest frame accepted from the peer (our -I plus headers).
     max_frame: usize,
 }
@@ -209,6 +221,7 @@ impl Node {
             synced_run: None,
             pop_cursor: 0,
             scratch: Vec::new(),
+            send_more: false,
             max_frame,
         };
         node.resolve_peer();
@@ -241,7 +254,9 @@ impl Node {
         let mut events = Events::with_capacity(256);
         self.inner.set_state(LinkState::Disconnected);
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+            let busy = self.send_more || self.conns.iter().any(|(_, l)| l.more);
+            let wait = if busy { Duration::ZERO } else { TICK };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("replication poll failed: {e}");
                     break;
@@ -263,6 +278,15 @@ impl Node {
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
                     Token(t) => self.conn_event(t, readable, writable),
                 }
+            }
+            let unfinished: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, l)| l.more)
+                .map(|(k, _)| k)
+                .collect();
+            for t in unfinished {
+                self.conn_event(t, true, false);
             }
             self.housekeeping();
             self.pump();
@@ -485,10 +509,18 @@ impl Node {
 
     /// Reads until the socket is empty, handling every complete frame.
     fn read(&mut self, t: usize) -> Result<(), CloseReason> {
+        let mut budget = READ_BUDGET;
+        if let Some(l) = self.conns.get_mut(t) {
+            l.more = false;
+        }
         loop {
             let Some(l) = self.conns.get_mut(t) else {
                 return Ok(());
             };
+            if budget == 0 {
+                l.more = true;
+                break;
+            }
             let start = l.rx.len();
             l.rx.resize(start + READ_CHUNK, 0);
             let n = match l.sock.read(&mut l.rx[start..]) {
@@ -511,12 +543,20 @@ impl Node {
                 }
             };
             l.rx.truncate(start + n);
+            budget = budget.saturating_sub(n);
             l.last_rx = Instant::now();
             self.inner
                 .counters
                 .bytes_received
                 .fetch_add(n as u64, Ordering::Relaxed);
             self.process(t)?;
+            if let Some(l) = self.conns.get_mut(t) {
+                if l.phase == Phase::Linked && l.received >= l.ack_sent + ACK_EVERY {
+                    l.ack_sent = l.received;
+                    let records = l.received;
+                    l.send(&Frame::Ack { records });
+                }
+            }
         }
         // Acknowledge what this wake-up processed.
         if let Some(l) = self.conns.get_mut(t) {
@@ -1062,8 +1102,25 @@ impl Node {
         let mut keys = std::mem::take(&mut self.scratch);
         let mut walk_done = false;
         let mut armed = false;
+        let mut rounds = 0;
+        self.send_more = false;
         loop {
-            if l.pending_tx() >= TX_HIGH_WATER || l.inflight.len() >= WINDOW || l.blocked {
+            if l.pending_tx() >= TX_HIGH_WATER {
+                // Write what is there and go on while the socket takes it
+                // (no event comes for a socket that never stopped being
+                // writable), a few rounds per turn of the loop.
+                if let Err(e) = flush_tx(l, &self.inner) {
+                    self.scratch = keys;
+                    self.close(t, ("io_error", format!("write: {e}")));
+                    return;
+                }
+                rounds += 1;
+                if l.blocked || rounds >= 8 {
+                    self.send_more = !l.blocked;
+                    break;
+                }
+            }
+            if l.inflight.len() >= WINDOW || l.blocked {
                 break;
             }
             let mut progressed = false;
