@@ -166,6 +166,35 @@ pub enum Frame<'a> {
     },
 }
 
+impl Frame<'_> {
+    /// Whether this frame is a record (`Item`, `Delete`, `Flush`): the
+    /// frames an `Ack` counts.
+    pub fn is_record(&self) -> bool {
+        matches!(
+            self,
+            Frame::Item { .. } | Frame::Delete { .. } | Frame::Flush { .. }
+        )
+    }
+
+    /// The frame type's name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "Hello",
+            Frame::Auth { .. } => "Auth",
+            Frame::SyncBegin { .. } => "SyncBegin",
+            Frame::SyncEnd => "SyncEnd",
+            Frame::Item { .. } => "Item",
+            Frame::Delete { .. } => "Delete",
+            Frame::Flush { .. } => "Flush",
+            Frame::Ack { .. } => "Ack",
+            Frame::Ping { .. } => "Ping",
+            Frame::Pong { .. } => "Pong",
+            Frame::Refused { .. } => "Refused",
+            Frame::Goodbye { .. } => "Goodbye",
+        }
+    }
+}
+
 /// What [`decode`] found at the start of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded<'a> {
@@ -689,9 +718,14 @@ mod tests {
                 reason: b"node id clash: both are 1",
             },
         ];
+        let mut names = std::collections::BTreeSet::new();
         for f in &frames {
             round_trip(f);
+            names.insert(f.name());
+            let record = matches!(f.name(), "Item" | "Delete" | "Flush");
+            assert_eq!(f.is_record(), record, "{f:?}");
         }
+        assert_eq!(names.len(), 12, "every frame type is covered: {names:?}");
         // the largest record fits the advertised overhead exactly
         let value = [0u8; 100];
         let biggest = Frame::Item {
