@@ -140,8 +140,9 @@ pub enum Frame<'a> {
         version: u64,
         at: u32,
     },
-    /// Cumulative count of records (Item/Delete/Flush) received and
-    /// processed on this link.
+    /// Cumulative count of stream frames (SyncBegin, SyncEnd, Item,
+    /// Delete, Flush) received and processed on this link: the sender
+    /// drops what is acknowledged from its in-flight list.
     Ack {
         records: u64,
     },

@@ -204,7 +204,7 @@ impl Node {
             ls.push(l);
         }
         let cfg = inner.shared.config.replication.clone();
-        let max_frame = inner.shared.config.item_size_max + 4096;
+        let max_frame = inner.shared.config.item_size_max + frame::MAX_RECORD_OVERHEAD;
         let mut node = Node {
             inner,
             cfg,
@@ -579,8 +579,14 @@ impl Node {
             None => return Ok(()),
         };
         let mut off = 0;
+        // Before the handshake only small frames: a stranger cannot make
+        // us buffer an item-sized frame.
+        let max_frame = match self.conns.get(t) {
+            Some(l) if l.phase == Phase::Linked => self.max_frame,
+            _ => frame::HANDSHAKE_MAX_FRAME,
+        };
         let result = loop {
-            match frame::decode(&rx[off..], self.max_frame) {
+            match frame::decode(&rx[off..], max_frame) {
                 Decoded::Incomplete => break Ok(()),
                 Decoded::Malformed(why) => {
                     self.inner
