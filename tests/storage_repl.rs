@@ -429,6 +429,42 @@ fn an_item_expired_on_arrival_removes_the_older_copy() {
     s.check_invariants().unwrap();
 }
 
+#[test]
+fn an_expired_newer_item_counts_as_its_delete() {
+    let v = |ms: u64| make(MS + ms, 0, 2);
+    // a: the newer item expires before the older record arrives.
+    let a = node(1);
+    assert_eq!(
+        a.apply_item(b"k", 0, NOW + 10, b"new", v(9), false, NOW),
+        ApplyOutcome::Applied
+    );
+    assert_eq!(
+        a.apply_item(b"k", 0, 0, b"old", v(5), false, NOW + 20),
+        ApplyOutcome::Older
+    );
+    assert_eq!(export(&a, b"k", NOW + 20), Some(State::Tomb(v(9))));
+    // b: the same two records the other way round.
+    let b = node(2);
+    assert_eq!(
+        b.apply_item(b"k", 0, 0, b"old", v(5), false, NOW),
+        ApplyOutcome::Applied
+    );
+    assert_eq!(
+        b.apply_item(b"k", 0, NOW + 10, b"new", v(9), false, NOW + 20),
+        ApplyOutcome::Applied
+    );
+    assert_eq!(export(&b, b"k", NOW + 20), Some(State::Tomb(v(9))));
+    // An older delete meeting an expired newer item: the tombstone keeps
+    // the item's version.
+    let c = node(3);
+    c.apply_item(b"k", 0, NOW + 10, b"new", v(9), false, NOW);
+    assert_eq!(c.apply_delete(b"k", v(5), NOW + 20), ApplyOutcome::Applied);
+    assert_eq!(export(&c, b"k", NOW + 20), Some(State::Tomb(v(9))));
+    for s in [&a, &b, &c] {
+        s.check_invariants().unwrap();
+    }
+}
+
 // ----- flush barriers -----
 
 #[test]
