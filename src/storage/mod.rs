@@ -25,10 +25,35 @@
 //!   otherwise it lets its lock go, evicts there and comes back with the
 //!   chunk); a class with no items at all takes a page from another class
 //!   (slab reassignment, done inline).
-//! - Every write takes a store sequence from one atomic counter; it is the
-//!   CAS unique when CAS is enabled. `flush_all` records the sequence
-//!   reached, so items stored after it survive even in the same second. A
-//!   delayed flush records the last sequence stored at or before its time.
+//! - Every write takes a version (store sequence) from one atomic
+//!   (version.rs); it is kept in the item header even with `-C` and is the
+//!   CAS unique when CAS is enabled. Standalone (no node id) versions count
+//!   1, 2, 3... as memcached's CAS. With a node id (a replicated pair) a
+//!   version is a hybrid logical clock, `(ms << 14 | logical) << 8 | node`:
+//!   strictly increasing per node, unique across the pair, roughly wall
+//!   clock ordered, and pushed past every version received
+//!   ([`Store::observe`]); touch / gat / `mg T` then also take a new one,
+//!   as their change must win on the peer. `flush_all` records the version
+//!   reached (replicated: a fresh one) as the flush barrier, so items
+//!   stored after it survive even in the same second; items and
+//!   tombstones at or below it are dead. A delayed flush records the last
+//!   version stored at or before its time.
+//! - Tombstones (replicated mode only; tomb.rs): a local delete, and a
+//!   `set` that fails and drops the old value, leave the key's tombstone
+//!   with a fresh version in the key's shard, under the same lock as its
+//!   items; a write of the key drops it. They keep an older write from the
+//!   peer from bringing a deleted key back, last `tombstone_ttl` seconds and
+//!   stay within `tombstone_max_bytes` (oldest dropped first, counted).
+//!   Clients never see them (gets miss, `add` succeeds, not in curr_items
+//!   or dumps).
+//! - Replication (replica.rs): [`Store::export`] reads a key's item or
+//!   tombstone without touching it; [`Store::apply_item`],
+//!   [`Store::apply_delete`] and [`Store::apply_flush`] apply the peer's
+//!   state, last writer (highest version) wins, check and write under one
+//!   shard lock, so any order of the same records converges;
+//!   [`Store::walk`] visits every item and tombstone present throughout
+//!   (a reverse-binary cursor per shard that stays exact while tables
+//!   double, then tombstones by id), one shard lock at a time.
 //! - Dead items go lazily when met (lookups, the LRU tail) or through the
 //!   crawler ([`Store::maintain`], [`Store::reclaim_expired`]), which also
 //!   runs the page mover (`slabs reassign`, automove).

@@ -11,7 +11,7 @@
 use super::item::{self, footprint, item_size};
 use super::shard::{Shard, Validity};
 use super::slabs::Ref;
-use super::{Step, Store, SWEEP_CHUNK};
+use super::{Miss, Step, Store, SWEEP_CHUNK};
 use std::sync::atomic::Ordering;
 
 /// A key's state as the peer should receive it.
@@ -123,7 +123,9 @@ impl Store {
     /// copy). A stored item replaces the key's item (dead or live) and
     /// drops its tombstone; its meta marks start fresh except the stale
     /// mark (`stale`). Memory comes as for a client store (evicting
-    /// unless `-M`). The local clock observes `version` in every case.
+    /// unless `-M`). A local item found expired counts as a delete at its
+    /// own version (see `settle`). The local clock observes `version` in
+    /// every case.
     #[allow(clippy::too_many_arguments)]
     pub fn apply_item(
         &self,
@@ -183,7 +185,7 @@ impl Store {
         if a.version <= v.flush_seq {
             return Step::Done(ApplyOutcome::Older);
         }
-        let found = sh.find(a.key, a.h);
+        let found = self.settle(sh, a.key, a.h, v);
         if let Some(r) = found {
             if sh.check_live(r, v).is_none() && sh.seq(r) >= a.version {
                 return Step::Done(ApplyOutcome::Older);
@@ -256,6 +258,27 @@ impl Store {
         sh.tombs.remove(a.key);
     }
 
+    /// The key's item before an apply compares versions with it. An item
+    /// whose expiry has passed (but not flushed) is state the peer also
+    /// reaches, as a delete at the item's version (an item expired on
+    /// arrival is applied so): it is turned into that tombstone here, so
+    /// an older record cannot bring the key back and both nodes end with
+    /// the same tombstone. (One removed earlier by a lookup or the crawler
+    /// left nothing: expiry is local.) Returns the item still linked,
+    /// live or flushed.
+    fn settle(&self, sh: &mut Shard, key: &[u8], h: u32, v: &Validity) -> Option<Ref> {
+        let r = sh.find(key, h)?;
+        if sh.check_live(r, v) != Some(Miss::Expired) {
+            return Some(r);
+        }
+        let version = sh.seq(r);
+        sh.unlink(r);
+        if self.replicated() {
+            sh.tombs.raise(key, version, v.now);
+        }
+        None
+    }
+
     /// Removes `key`'s item (live or dead) and records its tombstone at
     /// `version` (replicated mode).
     fn delete_locked(&self, sh: &mut Shard, key: &[u8], h: u32, version: u64, now: u32) {
@@ -271,8 +294,9 @@ impl Store {
     /// greater version or the flush barrier covers `version`; otherwise
     /// the key's item goes and its tombstone is recorded or raised to
     /// `version` (`Applied`, also when there was no item: the tombstone
-    /// still stops older writes). A key that cannot be stored is
-    /// `TooLarge`. The local clock observes `version`.
+    /// still stops older writes; a local item found expired leaves its own
+    /// version if greater). A key that cannot be stored is `TooLarge`.
+    /// The local clock observes `version`.
     pub fn apply_delete(&self, key: &[u8], version: u64, now: u32) -> ApplyOutcome {
         self.observe(version);
         let Some((h, si)) = self.locate(key) else {
@@ -284,7 +308,7 @@ impl Store {
                 // Every item at or below the barrier is dead already.
                 return ApplyOutcome::Older;
             }
-            if let Some(r) = sh.find(key, h) {
+            if let Some(r) = self.settle(sh, key, h, &v) {
                 if sh.check_live(r, &v).is_none() && sh.seq(r) > version {
                     return ApplyOutcome::Older;
                 }

@@ -9,9 +9,9 @@
 //!   milliseconds and a 14-bit counter for writes within one millisecond).
 //!   Each local version takes `hlc = max(clock_ms << 14, last_hlc + 1)`, so
 //!   versions are strictly increasing on a node, unique across nodes (the
-//!   low byte) and ordered roughly by wall clock. [`Versions::observe`]
-//!   moves the clock past a version received from the peer, so the next
-//!   local write wins over everything this node has seen.
+//!   low byte) and ordered roughly by wall clock. Observing a version
+//!   received from the peer moves the clock past it, so the next local
+//!   write wins over everything this node has seen.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
