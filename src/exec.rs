@@ -16,6 +16,7 @@ use crate::protocol::encode::MetaCode;
 use crate::protocol::encode::{self, MetaItem, Reply};
 use crate::protocol::{Command, Keys, MetaCmd, MetaVerb, ProtocolError, SetMode, StoreVerb};
 use crate::stats::{ConnStats, WorkerStats, WorkerTotals};
+pub use crate::storage::{item_size, ApplyOutcome, Exported, WalkCursor};
 use crate::storage::{
     ArithOutcome, ClassReport, CrawlOutcome, DumpCursor, DumpEntry, MemoryReport,
     MetaDeleteOutcome, MetaMark, MetaUpdate, Miss, ReassignOutcome, Store, StoreConfig, StoreMode,
@@ -87,6 +88,125 @@ pub struct Shared {
     pub on_verbosity: std::sync::OnceLock<VerbosityHook>,
     /// Settings changed by admin commands.
     pub runtime: Mutex<RuntimeSettings>,
+    /// The replication layer, when a peer is configured: told of every
+    /// client mutation (never of records applied from the peer).
+    pub replicator: std::sync::OnceLock<Arc<dyn Replicator>>,
+}
+
+/// What exec tells the replication layer (implemented in `replication/`,
+/// which sits above exec and reaches the store only through it).
+pub trait Replicator: Send + Sync {
+    /// A client changed `key` (stored, deleted, touched, counted): its
+    /// resulting state must reach the peer.
+    fn mutated(&self, key: &[u8]);
+    /// A client ran `flush_all`: `version` is the barrier of an immediate
+    /// flush (0 for a delayed one), `at` the time of a delayed one.
+    fn flushed(&self, version: u64, at: u32);
+    /// The `stats replication` lines, or (summary) the few `repl_*` lines
+    /// plain `stats` carries.
+    fn stat_lines(&self, summary: bool) -> Vec<(&'static str, String)>;
+}
+
+/// A record from the peer, applied through [`apply_peer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRecord<'a> {
+    Item {
+        key: &'a [u8],
+        value: &'a [u8],
+        flags: u32,
+        exptime: u32,
+        version: u64,
+        stale: bool,
+    },
+    Delete {
+        key: &'a [u8],
+        version: u64,
+    },
+    /// `flush_all`: an immediate one is a barrier version; a delayed one
+    /// (version 0) runs at `at` on this node's clock.
+    Flush {
+        version: u64,
+        at: u32,
+    },
+}
+
+/// Applies a peer's record, last writer wins by version. Never reported
+/// back to the replicator (no echo).
+pub fn apply_peer(shared: &Shared, rec: &PeerRecord<'_>) -> ApplyOutcome {
+    let now = shared.clock.now();
+    let store = &shared.store;
+    match *rec {
+        PeerRecord::Item {
+            key,
+            value,
+            flags,
+            exptime,
+            version,
+            stale,
+        } => store.apply_item(key, flags, exptime, value, version, stale, now),
+        PeerRecord::Delete { key, version } => store.apply_delete(key, version, now),
+        PeerRecord::Flush { version, at } => {
+            if at != 0 {
+                store.flush_all(at, now);
+            } else {
+                store.apply_flush(version);
+            }
+            ApplyOutcome::Applied
+        }
+    }
+}
+
+/// The state of `key` to send to the peer (a peek: no counters move).
+pub fn export<R>(shared: &Shared, key: &[u8], f: impl FnOnce(Exported<'_>) -> R) -> Option<R> {
+    shared.store.export(key, shared.clock.now(), f)
+}
+
+/// One step of a resumable walk over every item and tombstone (resync).
+pub fn walk(
+    shared: &Shared,
+    cursor: &mut WalkCursor,
+    budget: usize,
+    f: impl FnMut(Exported<'_>),
+) -> bool {
+    shared.store.walk(cursor, budget, shared.clock.now(), f)
+}
+
+/// Moves this node's version clock past a version seen from the peer.
+pub fn observe_version(shared: &Shared, version: u64) {
+    shared.store.observe(version)
+}
+
+/// The last version this node handed out or saw.
+pub fn current_version(shared: &Shared) -> u64 {
+    shared.store.current_version()
+}
+
+/// This node's id in versions (0 when not replicating).
+pub fn node_id(shared: &Shared) -> u8 {
+    shared.store.config().node_id.unwrap_or(0)
+}
+
+/// A node id for a node started without `--node-id`: a hash of where it
+/// serves (`-l` addresses, `-p`, `-X`), so the two nodes of a pair differ
+/// unless they share addresses and ports (the handshake refuses a clash).
+pub fn derived_node_id(config: &Config) -> u8 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h = (h ^ x as u32).wrapping_mul(0x0100_0193);
+        }
+    };
+    for a in &config.listen {
+        eat(a.to_string().as_bytes());
+    }
+    eat(&config.port.to_be_bytes());
+    eat(&config.replication.port.to_be_bytes());
+    1 + ((h ^ (h >> 16)) % 255) as u8
+}
+
+/// Delete tombstones kept for replication: (count, bytes, dropped early).
+pub fn tombstone_stats(shared: &Shared) -> (u64, u64, u64) {
+    shared.store.tombstone_stats()
 }
 
 /// What `verbosity N` calls besides storing the level.
@@ -107,6 +227,14 @@ impl Shared {
                     .filter_map(|x| x.trim().parse::<u32>().ok())
                     .collect()
             }),
+            node_id: config.replication_enabled().then(|| {
+                config
+                    .replication
+                    .node_id
+                    .unwrap_or_else(|| derived_node_id(&config))
+            }),
+            tombstone_ttl: config.replication.tombstone_ttl,
+            tombstone_max_bytes: config.replication.tombstone_bytes,
             ..StoreConfig::default()
         });
         store.set_automove(config.tuning.slab_automove.clamp(0, 2) as u8);
@@ -119,6 +247,7 @@ impl Shared {
             memory_limit: AtomicU64::new(config.memory_limit_bytes()),
             accepting: AtomicBool::new(true),
             on_verbosity: std::sync::OnceLock::new(),
+            replicator: std::sync::OnceLock::new(),
             store,
             clock: Clock::new(),
             conns: ConnStats::default(),
@@ -173,6 +302,16 @@ pub struct Ctx<'a> {
     /// Unix seconds, read once per event-loop wake.
     pub now: u32,
     pub server: &'a dyn ServerInfo,
+}
+
+impl Ctx<'_> {
+    /// Tells the replicator (if any) that a client changed `key`.
+    #[inline]
+    fn mutated(&self, key: &[u8]) {
+        if let Some(r) = self.shared.replicator.get() {
+            r.mutated(key);
+        }
+    }
 }
 
 /// What the connection does after a request.
@@ -366,6 +505,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
         Command::Delete { key, noreply } => {
             let r = match ctx.shared.store.delete(key, ctx.now) {
                 Ok(()) => {
+                    ctx.mutated(key);
                     ctx.stats.delete_hits.incr();
                     Reply::Deleted
                 }
@@ -393,6 +533,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
             let exp = absolute_expiry(exptime, ctx.now);
             let r = match ctx.shared.store.touch(key, exp, ctx.now) {
                 Ok(()) => {
+                    ctx.mutated(key);
                     ctx.stats.touch_hits.incr();
                     Reply::Touched
                 }
@@ -418,7 +559,10 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
             } else {
                 0
             };
-            ctx.shared.store.flush_all(at, ctx.now);
+            let barrier = ctx.shared.store.flush_all(at, ctx.now);
+            if let Some(r) = ctx.shared.replicator.get() {
+                r.flushed(if at == 0 { barrier } else { 0 }, at);
+            }
             if !noreply {
                 encode::reply(out, Reply::Ok);
             }
@@ -694,7 +838,9 @@ pub fn refused(
         _ => {}
     }
     if let Some(key) = unlink {
-        let _ = ctx.shared.store.delete(key, ctx.now);
+        if ctx.shared.store.delete(key, ctx.now).is_ok() {
+            ctx.mutated(key);
+        }
     }
     if !silent {
         encode::protocol_error(out, error);
@@ -740,6 +886,14 @@ fn meta_echo(m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
 }
 
 fn meta_get(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
+    meta_read_and_update(ctx, m, key, out);
+    // A TTL update (T) or a vivified placeholder (N) changes the item.
+    if m.flags.ttl.is_some() || m.flags.vivify.is_some() {
+        ctx.mutated(key);
+    }
+}
+
+fn meta_read_and_update(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
     let fl = &m.flags;
     let now = ctx.now;
     let new_ttl = fl.ttl.map(|t| absolute_expiry(t, now));
@@ -978,6 +1132,12 @@ fn meta_set(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
             },
         );
     }
+    if matches!(
+        outcome,
+        StoreOutcome::Stored { .. } | StoreOutcome::TooLarge
+    ) {
+        ctx.mutated(key);
+    }
     let (code, cas) = match outcome {
         StoreOutcome::Stored { cas } => {
             if fl.compare_cas.is_some() {
@@ -1032,6 +1192,7 @@ fn meta_delete(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
         .meta_delete(key, now, fl.compare_cas, invalidate)
     {
         MetaDeleteOutcome::Deleted | MetaDeleteOutcome::Invalidated => {
+            ctx.mutated(key);
             // An invalidation is not a delete hit in memcached (observed).
             if invalidate.is_none() {
                 ctx.stats.delete_hits.incr();
@@ -1120,6 +1281,7 @@ fn meta_arith(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
     if let (Some(t), false) = (fl.ttl, created) {
         let _ = store.touch(key, absolute_expiry(t, now), now);
     }
+    ctx.mutated(key);
     // memcached answers a created counter even under `q` (observed).
     if fl.quiet && !created {
         return;
@@ -1212,7 +1374,10 @@ fn retrieve(ctx: &Ctx<'_>, keys: Keys<'_>, with_cas: bool, touch: Option<i64>, o
         if touch.is_some() {
             ctx.stats.cmd_touch.incr();
             match res {
-                Ok(()) => ctx.stats.touch_hits.incr(),
+                Ok(()) => {
+                    ctx.mutated(key);
+                    ctx.stats.touch_hits.incr()
+                }
                 Err(_) => ctx.stats.touch_misses.incr(),
             }
         } else {
@@ -1256,6 +1421,13 @@ fn store(
     };
     let exp = absolute_expiry(exptime, ctx.now);
     let outcome = ctx.shared.store.store(mode, key, flags, exp, data, ctx.now);
+    if matches!(
+        outcome,
+        StoreOutcome::Stored { .. } | StoreOutcome::TooLarge
+    ) {
+        // A too-large set unlinks the old item (as memcached does).
+        ctx.mutated(key);
+    }
     let reply = match outcome {
         StoreOutcome::Stored { .. } => {
             if verb == StoreVerb::Cas {
@@ -1291,6 +1463,9 @@ fn store(
 
 fn arith(ctx: &Ctx<'_>, key: &[u8], delta: u64, incr: bool, noreply: bool, out: &mut Vec<u8>) {
     let outcome = ctx.shared.store.arith(key, incr, delta, ctx.now);
+    if let ArithOutcome::Value { .. } = outcome {
+        ctx.mutated(key);
+    }
     let (hits, misses) = if incr {
         (&ctx.stats.incr_hits, &ctx.stats.incr_misses)
     } else {
@@ -1397,6 +1572,14 @@ fn stats(ctx: &Ctx<'_>, args: &Args<'_>, out: &mut Vec<u8>) -> Flow {
             _ => encode::reply(out, Reply::StatsDetailUsage),
         },
         Some(b"extstore") | Some(b"proxy") => encode::reply(out, Reply::End),
+        Some(b"replication") if ctx.shared.replicator.get().is_some() => {
+            if let Some(r) = ctx.shared.replicator.get() {
+                for (name, value) in r.stat_lines(false) {
+                    encode::stat(out, name, value);
+                }
+            }
+            encode::reply(out, Reply::End);
+        }
         _ => encode::reply(out, Reply::Error),
     }
     Flow::Continue
@@ -1632,6 +1815,11 @@ fn general_stats(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         st(out, "moves_within_lru", m.moves_within_lru);
         st(out, "direct_reclaims", m.direct_reclaims);
         st(out, "lru_bumps_dropped", m.lru_bumps_dropped);
+    }
+    if let Some(r) = sh.replicator.get() {
+        for (name, value) in r.stat_lines(true) {
+            encode::stat(out, name, value);
+        }
     }
     encode::stat(out, "twincache_version", crate::TWINCACHE_VERSION);
     encode::reply(out, Reply::End);

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! main.rs      flags -> Config, logging, run; exit codes
-//! server/      mio: acceptor, worker loops, Connection; the only place with sockets
+//! server/      mio: acceptor, worker loops, Connection (client sockets)
+//! replication/ peer link (own thread, own Poll), outbox, resync; via exec
 //! exec.rs      the one entry point for every read and mutation
 //! protocol/    bytes <-> Command / reply text; no I/O, no clock, no store
 //! storage/     items, memory limit, LRU, hash index; no protocol
@@ -18,6 +19,7 @@ pub mod exec;
 pub mod notify;
 pub mod process;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod stats;
 pub mod storage;

@@ -4,8 +4,11 @@ use std::io::{IsTerminal, Write};
 use std::process::exit;
 use std::sync::Arc;
 
-use twincache::config::{Config, ConfigError, EX_OSERR};
+use std::time::Duration;
+
+use twincache::config::{Config, ConfigError, EX_OSERR, EX_USAGE};
 use twincache::process::{self, Fatal};
+use twincache::replication::SyncWait;
 
 fn main() {
     let mut config = match Config::from_args(std::env::args_os().skip(1)) {
@@ -147,9 +150,23 @@ fn run(config: &mut Config, set_level: Option<SetLevel>) -> Result<(), Fatal> {
 
     let shared = Arc::new(twincache::exec::Shared::new(config.clone()));
     follow_verbosity(&shared, set_level);
-    // Listeners are bound while still root (ports below 1024).
-    let listeners = twincache::server::bind(&shared)
-        .map_err(|e| Fatal::new(EX_OSERR, format!("failed to listen: {e}")))?;
+    // Listeners are bound while still root (ports below 1024). A node
+    // with a peer binds its client port closed: it opens once the initial
+    // sync is done, so a client never sees it empty.
+    let repl_cfg = &config.replication;
+    let waits_for_sync = config.replication_enabled() && !repl_cfg.sync_timeout.is_zero();
+    let listeners = if waits_for_sync {
+        twincache::server::bind_closed(&shared)
+    } else {
+        twincache::server::bind(&shared)
+    }
+    .map_err(|e| Fatal::new(EX_OSERR, format!("failed to listen: {e}")))?;
+    let repl_listeners = if config.replication_enabled() {
+        twincache::replication::bind(&shared)
+            .map_err(|e| Fatal::new(EX_OSERR, format!("failed to listen: {e}")))?
+    } else {
+        Vec::new()
+    };
 
     if let Some(id) = &identity {
         process::drop_privileges(id)?;
@@ -167,15 +184,59 @@ fn run(config: &mut Config, set_level: Option<SetLevel>) -> Result<(), Fatal> {
         }
     }
 
+    let mut readiness = twincache::notify::Readiness::new(config.replication_enabled());
+    let replication = if config.replication_enabled() {
+        let r = twincache::replication::Replication::start(Arc::clone(&shared), repl_listeners)
+            .map_err(|e| Fatal::new(EX_USAGE, e))?;
+        if waits_for_sync {
+            let secs = repl_cfg.sync_timeout.as_secs_f64();
+            twincache::notify::status(&format!(
+                "waiting up to {secs}s for the initial sync with the peer"
+            ));
+            tracing::info!("waiting up to {secs}s for the initial sync with the peer");
+            let (outcome, stopped) = twincache::server::watch_stop_signals(|stop| {
+                r.wait_initial_sync(repl_cfg.sync_timeout, || {
+                    stop.load(std::sync::atomic::Ordering::Acquire)
+                })
+            })
+            .map_err(|e| Fatal::new(EX_OSERR, format!("signals: {e}")))?;
+            match outcome {
+                SyncWait::Done => tracing::info!("initial sync with the peer done"),
+                SyncWait::TimedOut => tracing::warn!(
+                    "no initial sync with the peer within {secs}s: serving without it"
+                ),
+                SyncWait::Aborted => {}
+            }
+            if stopped {
+                r.shutdown(Duration::ZERO);
+                return Ok(());
+            }
+        }
+        Some(r)
+    } else {
+        None
+    };
+    listeners
+        .open(config.backlog)
+        .map_err(|e| Fatal::new(EX_OSERR, format!("failed to listen: {e}")))?;
     // The listening sockets accept connections into their backlog from
     // here on, and serve() starts answering them at once: tell systemd
-    // (Type=notify) we are ready. With a replication peer the replication
-    // issue reports the end of the initial sync through the same
-    // Readiness (READY=1 waits for both).
-    let mut readiness = twincache::notify::Readiness::new(false);
+    // (Type=notify) we are ready (with a peer: and synced, or given up).
+    readiness.sync_done(&ready_status(config, &listeners));
     readiness.listeners_open(&ready_status(config, &listeners));
 
     let outcome = twincache::server::serve(shared, listeners);
+    if let Some(r) = replication {
+        let limit = config.replication.drain_timeout;
+        let left = r.shutdown(limit);
+        if left > 0 {
+            tracing::warn!(
+                "stopped with {left} replication records not acknowledged by the peer \
+                 (drain limit {}s)",
+                limit.as_secs()
+            );
+        }
+    }
     if config.daemonize {
         if let Some(p) = &config.pidfile {
             process::remove_pidfile(p);
@@ -202,8 +263,12 @@ fn ready_status(config: &Config, listeners: &twincache::server::Listeners) -> St
         places.push(path.display().to_string());
     }
     format!(
-        "serving on {} (standalone), up to {} connections",
+        "serving on {} ({}), up to {} connections",
         places.join(" "),
+        match &config.replication.peer {
+            Some(p) => format!("replicating with {}:{}", p.host, p.port),
+            None => "standalone".to_string(),
+        },
         config.max_connections
     )
 }

@@ -41,10 +41,118 @@ fn unknown_options_exit_1() {
     expect(&["-vQ"], 1, "invalid option -- 'Q'");
     expect(&["--bogus"], 1, "unrecognized option '--bogus'");
     expect(&["-p"], 1, "requires an argument");
-    // Replication letters are not options (yet).
-    expect(&["-x", "10.0.0.1"], 1, "invalid option -- 'x'");
-    expect(&["-X", "11212"], 1, "--disable-dumping");
-    expect(&["-q", "10"], 1, "invalid option -- 'q'");
+    // The replication letters take a value (memcached's -X is
+    // --disable-dumping here, and no longer hinted at).
+    for f in ["x", "X", "q"] {
+        let o = run(&[&format!("-{f}")]);
+        assert_eq!(o.status.code(), Some(1), "-{f}");
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!(
+                "twincache: option requires an argument -- '{f}'\n"
+            )),
+            "-{f}: {err}"
+        );
+        assert!(!err.contains("--disable-dumping"), "-{f}: {err}");
+    }
+}
+
+/// Asserts exit code 64 and that stderr is exactly `line` (one line).
+fn expect_line(args: &[&str], line: &str) {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+    assert_eq!(stderr(&o), format!("{line}\n"), "{args:?}");
+    assert!(stdout(&o).is_empty(), "{args:?}");
+}
+
+#[test]
+fn replication_flag_errors() {
+    expect_line(
+        &["-X", "0"],
+        "-X 0: invalid replication port (expected 1 to 65535)",
+    );
+    expect_line(
+        &["-X", "65536"],
+        "-X 65536: invalid replication port (expected 1 to 65535)",
+    );
+    expect_line(
+        &["-Xabc"],
+        "-X abc: invalid replication port (expected 1 to 65535)",
+    );
+    expect_line(
+        &["-x", "10.0.0.2", "-X", "11311", "-p", "11311"],
+        "-X 11311: the replication port must differ from the client port",
+    );
+    // The default -X against -p.
+    expect_line(
+        &["-p11212", "-x10.0.0.2"],
+        "-X 11212: the replication port must differ from the client port",
+    );
+    expect_line(
+        &["-C", "-x", "10.0.0.2"],
+        "-x 10.0.0.2: replication needs CAS (versions); drop -C",
+    );
+    expect_line(
+        &["--node-id", "0"],
+        "--node-id 0: expected a number from 1 to 255",
+    );
+    expect_line(
+        &["--node-id=256"],
+        "--node-id 256: expected a number from 1 to 255",
+    );
+    expect_line(&["-x", ":11212"], "-x :11212: the peer host is empty");
+    expect_line(
+        &["-x", "10.0.0.2:0"],
+        "-x 10.0.0.2:0: bad peer port \"0\" (expected 1 to 65535)",
+    );
+    expect_line(
+        &["-x", "10.0.0.2:99999"],
+        "-x 10.0.0.2:99999: bad peer port \"99999\" (expected 1 to 65535)",
+    );
+    expect_line(
+        &["-q", "0"],
+        "-q 0: the outbox bound must be at least 1 entry",
+    );
+    expect_line(
+        &["--repl-heartbeat-ms", "3000"],
+        "--repl-timeout-ms (3000) must be greater than --repl-heartbeat-ms (3000)",
+    );
+    expect_line(
+        &["--repl-outbox-bytes", "12q"],
+        "--repl-outbox-bytes 12q: not a size (bytes, or a number with a k, m or g suffix)",
+    );
+    expect(
+        &["--repl-secret-file", "/nonexistent/twincache-secret"],
+        64,
+        "--repl-secret-file /nonexistent/twincache-secret: No such file",
+    );
+    // Checked before the root check, like every flag.
+    expect(&["-x", "127.0.0.1"], 64, "own replication address");
+}
+
+#[test]
+fn help_lists_replication_options() {
+    let o = run(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let help = stdout(&o);
+    assert!(help.contains("Replication (twincache)"), "{help}");
+    for o in [
+        "-x <host>[:<port>]",
+        "-X <port>",
+        "-q <num>",
+        "--repl-outbox-bytes=<size>",
+        "--repl-secret-file=<file>",
+        "--repl-sync-timeout=<sec>",
+        "--node-id=<1..255>",
+        "--repl-heartbeat-ms=<ms>",
+        "--repl-timeout-ms=<ms>",
+        "--repl-backoff-max-ms=<ms>",
+        "--repl-drain-timeout=<sec>",
+        "--repl-tombstone-ttl=<sec>",
+        "--repl-tombstone-bytes=<size>",
+    ] {
+        assert!(help.contains(o), "{o} missing from --help");
+    }
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Guards the layering rule of DESIGN.md:
 //!
 //! ```text
-//! main.rs -> server/ -> exec.rs -> protocol/, storage/ ; config, clock, stats are leaves
+//! main.rs -> server/ -> replication/ -> exec.rs -> protocol/, storage/ ; config, clock, stats are leaves
 //! ```
 //!
+//! - `replication/` reaches the store only through `exec` and never uses
+//!   `server/`; `exec.rs` uses neither `server/` nor `replication/`;
 //! - `protocol/` and `storage/` never mention mio, sockets, the server, exec
 //!   or replication;
 //! - `storage/` knows nothing of the protocol;
@@ -312,6 +314,20 @@ fn check_file(rel: &str, src: &str) -> Vec<String> {
             }
         }
     }
+    // Replication sits above exec: it reaches the store only through exec
+    // and knows nothing of the client server. exec knows neither.
+    if rel.starts_with("replication/") || rel == "exec.rs" {
+        let forbidden: &[&str] = if rel == "exec.rs" {
+            &["server", "replication"]
+        } else {
+            &["server", "storage"]
+        };
+        for (line, seg) in path_segments(&lexed.code) {
+            if forbidden.contains(&seg.as_str()) {
+                v.push(format!("src/{rel}:{line}: uses crate::{seg}"));
+            }
+        }
+    }
     if in_protocol {
         if let Some(p) = code_lower.find("clock") {
             v.push(format!(
@@ -418,6 +434,10 @@ fn checker_catches_forbidden_paths() {
     assert_eq!(v.len(), 1, "{v:?}");
     let v = check_file("protocol/mod.rs", "use mio::net::TcpStream;\n");
     assert!(v.iter().any(|s| s.contains("mio")), "{v:?}");
+    let v = check_file("replication/node.rs", "use crate::storage::Store;\n");
+    assert!(v.iter().any(|s| s.contains("storage")), "{v:?}");
+    let v = check_file("exec.rs", "fn f() { crate::replication::start(); }\n");
+    assert!(v.iter().any(|s| s.contains("replication")), "{v:?}");
     let v = check_file("storage/mod.rs", "fn f(s: socket2::Socket) {}\n");
     assert!(v.iter().any(|s| s.contains("socket")), "{v:?}");
     let v = check_file("protocol/parse.rs", "use crate::clock::Clock;\n");

@@ -155,6 +155,7 @@ fn run_exact(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
             shards,
             initial_buckets: 2,
             seed: Some((3, 4)),
+            ..Default::default()
         },
     );
     let mut m = Model {
@@ -367,6 +368,7 @@ fn run_lossy(ops: &[Op], shards: usize, limit: u64) -> Result<(), TestCaseError>
             shards,
             initial_buckets: 2,
             seed: Some((5, 6)),
+            ..Default::default()
         },
     );
     let mut m = Model {

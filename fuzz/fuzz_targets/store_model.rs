@@ -166,6 +166,7 @@ fn new_store(limit: u64, shards: usize) -> Store {
             shards,
             initial_buckets: 2,
             seed: Some((3, 4)),
+            ..Default::default()
         },
     )
 }

@@ -20,6 +20,15 @@ pub(super) fn valued(id: &'static str, short: char, long: Option<&'static str>) 
     }
 }
 
+/// A long-only option that takes a value.
+pub(super) fn long_valued(id: &'static str) -> Arg {
+    Arg::new(id)
+        .long(id)
+        .action(ArgAction::Set)
+        .num_args(1)
+        .allow_hyphen_values(true)
+}
+
 pub(super) fn switch(id: &'static str, short: char, long: Option<&'static str>) -> Arg {
     let a = Arg::new(id).short(short).action(ArgAction::SetTrue);
     match long {
@@ -83,13 +92,27 @@ pub(super) fn command() -> Command {
         .arg(valued("max-item-size", 'I', Some("max-item-size")))
         .arg(switch("enable-sasl", 'S', Some("enable-sasl")))
         .arg(switch("disable-flush-all", 'F', Some("disable-flush-all")))
-        // memcached's -X; the short letter belongs to replication here.
+        // memcached's -X; the short letter is the replication port here.
         .arg(
             Arg::new("disable-dumping")
                 .long("disable-dumping")
                 .action(ArgAction::SetTrue),
         )
         .arg(switch("disable-watch", 'W', Some("disable-watch")))
+        // Replication (repcached's letters, then long options).
+        .arg(valued("repl-peer", 'x', None))
+        .arg(valued("repl-port", 'X', None))
+        .arg(valued("repl-outbox-items", 'q', None))
+        .arg(long_valued("repl-outbox-bytes"))
+        .arg(long_valued("repl-secret-file"))
+        .arg(long_valued("repl-sync-timeout"))
+        .arg(long_valued("node-id"))
+        .arg(long_valued("repl-heartbeat-ms"))
+        .arg(long_valued("repl-timeout-ms"))
+        .arg(long_valued("repl-backoff-max-ms"))
+        .arg(long_valued("repl-drain-timeout"))
+        .arg(long_valued("repl-tombstone-ttl"))
+        .arg(long_valued("repl-tombstone-bytes"))
         .arg(valued("auth-file", 'Y', Some("auth-file")))
         .arg(valued("memory-file", 'e', Some("memory-file")))
         .arg(switch("enable-ssl", 'Z', Some("enable-ssl")))
@@ -143,11 +166,6 @@ pub(super) fn clap_error(e: clap::Error, last: Option<&str>) -> ConfigError {
             format!("twincache: {}", first.trim_start_matches("error: "))
         }
     };
-    if flag == "-X" {
-        message.push_str(
-            "\n(-X is reserved for the replication port; memcached's -X is --disable-dumping here)",
-        );
-    }
     message.push_str("\nTry 'twincache -h' for the list of options.");
     ConfigError::usage(1, message)
 }

@@ -70,10 +70,42 @@ Commands
   -A, --enable-shutdown        allow the \"shutdown\" command
   -F, --disable-flush-all      refuse \"flush_all\"
   --disable-dumping            refuse cachedump/metadump (memcached's -X; the
-                               short -X is kept for replication)
+                               short -X is the replication port)
   -W, --disable-watch          refuse \"watch\"
   -D <char>                    key prefix delimiter for per-prefix stats;
                                turns detail stats on
+
+Replication (twincache)
+  -x <host>[:<port>]           the peer node: a host name, an IPv4 address or
+                               [v6addr]; the port defaults to our own -X.
+                               Replication is on only with -x. It needs CAS
+                               (no -C)
+  -X <port>                    replication port (default 11212), on the same
+                               addresses as -l; must differ from the client
+                               port. memcached's -X is --disable-dumping here
+  -q <num>                     outbox bound in entries (default 1000000)
+  --repl-outbox-bytes=<size>   outbox bound in bytes, k/m/g suffix allowed
+                               (default 64m); a full outbox makes the peer
+                               resync, it never drops writes silently
+  --repl-secret-file=<file>    shared secret for the challenge-response
+                               handshake of the link (default none: only the
+                               peer's address is accepted, with a warning)
+  --repl-sync-timeout=<sec>    how long a starting node waits for its initial
+                               sync before opening the client port anyway
+                               (default 30; 0 = do not wait)
+  --node-id=<1..255>           tie-break id of this node's versions
+                               (default: derived at start)
+  --repl-heartbeat-ms=<ms>     ping interval on the link (default 500)
+  --repl-timeout-ms=<ms>       silence after which the peer is declared dead,
+                               more than the heartbeat (default 3000)
+  --repl-backoff-max-ms=<ms>   cap of the exponential redial backoff, which
+                               starts at 50 ms (default 2000)
+  --repl-drain-timeout=<sec>   how long a graceful stop waits for the outbox
+                               to drain (default 5)
+  --repl-tombstone-ttl=<sec>   how long delete tombstones are kept
+                               (default 3600)
+  --repl-tombstone-bytes=<size> memory for delete tombstones, k/m/g suffix
+                               allowed (default 16m)
 
 Process
   -d, --daemon                 run in the background (not under systemd)

@@ -246,6 +246,8 @@ pub struct Config {
     pub extended: Vec<(String, Option<String>)>,
     /// The `-o` knobs accepted for compatibility (shown in `stats settings`).
     pub tuning: Tuning,
+    /// `-x`, `-X`, `-q` and the `--repl-*` options (see [`ReplicationConfig`]).
+    pub replication: ReplicationConfig,
     /// Warnings found while parsing, for main to log once logging is up.
     pub warnings: Vec<String>,
 }
@@ -289,6 +291,7 @@ impl Default for Config {
             hashpower_init: 0,
             extended: Vec::new(),
             tuning: Tuning::default(),
+            replication: ReplicationConfig::default(),
             warnings: Vec::new(),
         }
     }
@@ -305,6 +308,7 @@ mod cli;
 mod cnum;
 mod help;
 mod listen;
+mod repl;
 mod settings;
 mod subopts;
 
@@ -314,6 +318,8 @@ pub use cnum::{atof, atoi};
 use help::*;
 pub use help::{help_text, version_text};
 pub use listen::resolve_listen;
+use repl::apply_replication;
+pub use repl::{parse_peer, PeerAddr, ReplicationConfig, DEFAULT_REPL_PORT};
 use subopts::*;
 
 // ---------------------------------------------------------------------------
@@ -635,6 +641,8 @@ impl Config {
             }
         };
 
+        apply_replication(&mut cfg, &m)?;
+
         if let Some(stray) = m.get_many::<OsString>("stray") {
             let words: Vec<String> = stray.map(|s| s.to_string_lossy().into_owned()).collect();
             cfg.warnings.push(format!(
@@ -880,11 +888,16 @@ mod tests {
             msg.starts_with("twincache: unrecognized option '--bogus'"),
             "{msg}"
         );
-        // Replication letters stay free.
-        for f in ["-x", "-X", "-q"] {
-            assert_eq!(err(&[f, "1"]).0, 1, "{f}");
+        // The replication letters take a value; memcached's -X is long-only.
+        for f in ["x", "X", "q"] {
+            let (code, msg) = err(&[&format!("-{f}")]);
+            assert_eq!(code, 1, "-{f}");
+            assert_eq!(
+                msg.lines().next(),
+                Some(format!("twincache: option requires an argument -- '{f}'").as_str())
+            );
+            assert!(!msg.contains("--disable-dumping"), "{msg}");
         }
-        assert!(err(&["-X"]).1.contains("--disable-dumping"));
         assert_eq!(
             err(&["-p"]).1.lines().next(),
             Some("twincache: option requires an argument -- 'p'")

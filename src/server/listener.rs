@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,15 @@ pub(crate) enum Listener {
 }
 
 impl Listener {
+    /// Starts listening (again: the backlog is only updated).
+    pub(crate) fn listen(&self, backlog: i32) -> io::Result<()> {
+        let fd = match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        };
+        socket2::SockRef::from(&fd).listen(backlog)
+    }
+
     pub(crate) fn fd(&self) -> RawFd {
         match self {
             Listener::Tcp(l) => l.as_raw_fd(),
@@ -96,8 +105,9 @@ pub(crate) fn describe_tcp(a: &SocketAddr) -> String {
     }
 }
 
-/// Binds one TCP listener.
-pub(crate) fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
+/// Binds one TCP listener; it listens at once unless `backlog` is None
+/// (then [`Listener::listen`] opens it later).
+pub(crate) fn bind_tcp(addr: SocketAddr, backlog: Option<i32>) -> io::Result<Listener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -106,12 +116,14 @@ pub(crate) fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
     }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    sock.listen(backlog)?;
+    if let Some(backlog) = backlog {
+        sock.listen(backlog)?;
+    }
     Ok(Listener::Tcp(TcpListener::from_std(sock.into())))
 }
 
 /// Binds the Unix socket at `path` with file mode `mask`.
-pub(crate) fn bind_unix(path: &Path, mask: u32, backlog: i32) -> io::Result<Listener> {
+pub(crate) fn bind_unix(path: &Path, mask: u32, backlog: Option<i32>) -> io::Result<Listener> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
         Ok(_) => {
@@ -126,7 +138,9 @@ pub(crate) fn bind_unix(path: &Path, mask: u32, backlog: i32) -> io::Result<List
     sock.set_nonblocking(true)?;
     sock.bind(&SockAddr::unix(path)?)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mask))?;
-    sock.listen(backlog)?;
+    if let Some(backlog) = backlog {
+        sock.listen(backlog)?;
+    }
     let std_listener: std::os::unix::net::UnixListener = sock.into();
     Ok(Listener::Unix(
         UnixListener::from_std(std_listener),

@@ -45,6 +45,15 @@ impl Listeners {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.list.iter().filter_map(Listener::local_addr).collect()
     }
+
+    /// Opens listeners bound by [`bind_closed`]: clients can connect from
+    /// here on.
+    pub fn open(&self, backlog: i32) -> io::Result<()> {
+        for l in &self.list {
+            l.listen(backlog)?;
+        }
+        Ok(())
+    }
 }
 
 /// Token of the `Waker` in every poll of this module.
@@ -106,14 +115,24 @@ impl Drop for StopOnPanic {
 
 /// Binds every listener the config asks for (`-l`/`-p`, or `-s`).
 pub fn bind(shared: &Shared) -> io::Result<Listeners> {
+    bind_with(shared, Some(shared.config.backlog))
+}
+
+/// Binds the listeners without listening yet: connections are refused
+/// until [`Listeners::open`] (a node waiting for its initial sync).
+pub fn bind_closed(shared: &Shared) -> io::Result<Listeners> {
+    bind_with(shared, None)
+}
+
+fn bind_with(shared: &Shared, backlog: Option<i32>) -> io::Result<Listeners> {
     let cfg = &shared.config;
     raise_fd_limit(cfg.max_connections);
     let mut list = Vec::new();
     if let Some(path) = &cfg.unix_socket {
-        list.push(listener::bind_unix(path, cfg.unix_mask, cfg.backlog)?);
+        list.push(listener::bind_unix(path, cfg.unix_mask, backlog)?);
     } else {
         for addr in &cfg.listen {
-            let l = listener::bind_tcp(*addr, cfg.backlog)
+            let l = listener::bind_tcp(*addr, backlog)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             list.push(l);
         }
@@ -148,6 +167,8 @@ fn raise_fd_limit(max_connections: usize) {
 pub fn block_stop_signals() -> io::Result<()> {
     signals::block()
 }
+
+pub use signals::watch_stop_signals;
 
 /// Starts the acceptor and worker threads, handles SIGTERM/SIGINT/SIGHUP, and
 /// serves until shutdown.

@@ -11,6 +11,7 @@
 
 use std::io;
 use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -80,4 +81,41 @@ impl SignalThread {
         }
         let _ = self.handle.join();
     }
+}
+
+/// Runs `work` while another thread waits for a stop signal (SIGTERM,
+/// SIGINT, SIGUSR1), before `serve` has its own signal thread: `work` sees
+/// the flag turn true when one arrives (e.g. to stop waiting for the
+/// initial sync). Returns `work`'s result and whether a stop signal came.
+pub fn watch_stop_signals<R>(work: impl FnOnce(&AtomicBool) -> R) -> io::Result<(R, bool)> {
+    block()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let (s, d) = (Arc::clone(&stop), Arc::clone(&done));
+    let handle = std::thread::Builder::new()
+        .name("tc-signals-start".into())
+        .spawn(move || {
+            let set = handled_signals();
+            loop {
+                match set.wait() {
+                    // SIGHUP is ignored, and is how the caller ends us.
+                    Ok(Signal::SIGHUP) if d.load(Ordering::Acquire) => return,
+                    Ok(Signal::SIGHUP) => continue,
+                    Ok(sig) => {
+                        tracing::info!("received {sig} while starting, shutting down");
+                        s.store(true, Ordering::Release);
+                        return;
+                    }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => return,
+                }
+            }
+        })?;
+    let result = work(&stop);
+    done.store(true, Ordering::Release);
+    if !handle.is_finished() {
+        let _ = nix::sys::pthread::pthread_kill(handle.as_pthread_t(), Signal::SIGHUP);
+    }
+    let _ = handle.join();
+    Ok((result, stop.load(Ordering::Acquire)))
 }

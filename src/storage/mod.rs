@@ -25,33 +25,64 @@
 //!   otherwise it lets its lock go, evicts there and comes back with the
 //!   chunk); a class with no items at all takes a page from another class
 //!   (slab reassignment, done inline).
-//! - Every write takes a store sequence from one atomic counter; it is the
-//!   CAS unique when CAS is enabled. `flush_all` records the sequence
-//!   reached, so items stored after it survive even in the same second. A
-//!   delayed flush records the last sequence stored at or before its time.
+//! - Every write takes a version (store sequence) from one atomic
+//!   (version.rs); it is kept in the item header even with `-C` and is the
+//!   CAS unique when CAS is enabled. Standalone (no node id) versions count
+//!   1, 2, 3... as memcached's CAS. With a node id (a replicated pair) a
+//!   version is a hybrid logical clock, `(ms << 14 | logical) << 8 | node`:
+//!   strictly increasing per node, unique across the pair, roughly wall
+//!   clock ordered, and pushed past every version received
+//!   ([`Store::observe`]); touch / gat / `mg T` then also take a new one,
+//!   as their change must win on the peer. `flush_all` records the version
+//!   reached (replicated: a fresh one) as the flush barrier, so items
+//!   stored after it survive even in the same second; items and
+//!   tombstones at or below it are dead. A delayed flush records the last
+//!   version stored at or before its time.
+//! - Tombstones (replicated mode only; tomb.rs): a local delete, and a
+//!   `set` that fails and drops the old value, leave the key's tombstone
+//!   with a fresh version in the key's shard, under the same lock as its
+//!   items; a write of the key drops it. They keep an older write from the
+//!   peer from bringing a deleted key back, last `tombstone_ttl` seconds and
+//!   stay within `tombstone_max_bytes` (oldest dropped first, counted).
+//!   Clients never see them (gets miss, `add` succeeds, not in curr_items
+//!   or dumps).
+//! - Replication (replica.rs): [`Store::export`] reads a key's item or
+//!   tombstone without touching it; [`Store::apply_item`],
+//!   [`Store::apply_delete`] and [`Store::apply_flush`] apply the peer's
+//!   state, last writer (highest version) wins, check and write under one
+//!   shard lock, so any order of the same records converges;
+//!   [`Store::walk`] visits every item and tombstone present throughout
+//!   (a reverse-binary cursor per shard that stays exact while tables
+//!   double, then tombstones by id), one shard lock at a time.
 //! - Dead items go lazily when met (lookups, the LRU tail) or through the
 //!   crawler ([`Store::maintain`], [`Store::reclaim_expired`]), which also
 //!   runs the page mover (`slabs reassign`, automove).
 
 mod hash;
 mod item;
+mod replica;
 pub mod report;
 mod shard;
 mod slabs;
 #[cfg(test)]
 mod tests;
+mod tomb;
+pub mod version;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use hash::KeyHasher;
 pub use item::item_size;
+pub use replica::{ApplyOutcome, Exported, WalkCursor};
 pub use report::{ClassReport, CrawlOutcome, DumpEntry, MemoryReport, ReassignOutcome};
 pub use slabs::class_sizes;
 
 use item::{footprint, LINK};
 use shard::{ClassLru, Shard, Tails, Validity};
 use slabs::{Ref, Slabs};
+use tomb::Tombs;
+use version::Versions;
 
 /// Where a resumable walk over the store (`Store::dump`) stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,7 +120,19 @@ pub struct StoreConfig {
     pub slab_page_size: usize,
     /// `-o slab_sizes`: explicit chunk sizes instead of the series.
     pub slab_sizes: Option<Vec<u32>>,
+    /// This node's id in a replicated pair: versions become a hybrid
+    /// logical clock tagged with it and deletes leave tombstones. None (a
+    /// standalone server): versions count 1, 2, 3... as memcached's CAS.
+    pub node_id: Option<u8>,
+    /// Seconds a tombstone is kept (replicated mode).
+    pub tombstone_ttl: u32,
+    /// Bytes all tombstones may take (key + [`TOMBSTONE_OVERHEAD`] each);
+    /// past it the oldest go early.
+    pub tombstone_max_bytes: u64,
 }
+
+/// Bytes a tombstone is charged besides its key.
+pub const TOMBSTONE_OVERHEAD: u64 = tomb::TOMB_OVERHEAD;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -103,6 +146,9 @@ impl Default for StoreConfig {
             slab_chunk_max: 512 * 1024,
             slab_page_size: 1024 * 1024,
             slab_sizes: None,
+            node_id: None,
+            tombstone_ttl: 3600,
+            tombstone_max_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -257,6 +303,8 @@ pub struct StoreOptions {
     pub initial_buckets: usize,
     /// Hash seed; `None` draws the per-process seed.
     pub seed: Option<(u64, u64)>,
+    /// The wall clock in Unix milliseconds, for hybrid clock versions.
+    pub clock_ms: fn() -> u64,
 }
 
 impl Default for StoreOptions {
@@ -265,6 +313,7 @@ impl Default for StoreOptions {
             shards: 64,
             initial_buckets: 1024,
             seed: None,
+            clock_ms: version::system_clock_ms,
         }
     }
 }
@@ -346,9 +395,10 @@ pub struct Store {
     shards: Box<[Padded]>,
     shard_mask: usize,
     limit: AtomicU64,
-    /// Last store sequence handed out (the CAS unique when enabled).
-    seq: AtomicU64,
-    /// Items with a sequence at or below this were flushed.
+    /// Item versions (store sequences): the CAS unique when enabled.
+    versions: Versions,
+    /// Items (and tombstones) with a version at or below this were
+    /// flushed.
     flush_seq: AtomicU64,
     /// A delayed flush (0 = none) and the last sequence stored at or
     /// before its time.
@@ -399,6 +449,7 @@ impl Store {
         );
         let slabs = Arc::new(Slabs::new(&sizes, cfg.slab_page_size, cfg.memory_limit));
         let tails = Arc::new(Tails::new(slabs.classes.len(), n));
+        let tomb_cap = cfg.tombstone_max_bytes / n as u64;
         let shards = (0..n)
             .map(|i| {
                 Padded(Mutex::new(Shard::new(
@@ -408,6 +459,7 @@ impl Store {
                     hasher,
                     cfg.cas_enabled,
                     opts.initial_buckets,
+                    Tombs::new(cfg.tombstone_ttl, tomb_cap),
                 )))
             })
             .collect();
@@ -418,7 +470,7 @@ impl Store {
             shards,
             shard_mask: n - 1,
             limit: AtomicU64::new(cfg.memory_limit),
-            seq: AtomicU64::new(0),
+            versions: Versions::new(cfg.node_id, opts.clock_ms),
             flush_seq: AtomicU64::new(0),
             flush_at: AtomicU32::new(0),
             pending_seq: AtomicU64::new(0),
@@ -500,18 +552,53 @@ impl Store {
     /// has already been seen to pass).
     #[inline]
     fn next_seq(&self, now: u32) -> (u64, bool) {
-        let s = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let s = self.versions.next();
+        (s, self.dead_at_birth(s, now))
+    }
+
+    /// Whether a write of version `s` at `now` is dead at birth (a
+    /// delayed flush that has passed covers `now`); a write while a
+    /// delayed flush is pending joins the versions it will kill.
+    #[inline]
+    fn dead_at_birth(&self, s: u64, now: u32) -> bool {
         if now <= self.passed_at.load(Ordering::Acquire) {
-            return (s, true);
+            return true;
         }
         let pending = self.flush_at.load(Ordering::Acquire);
         if pending != 0 && now <= pending {
             if self.flush_passed.load(Ordering::Acquire) {
-                return (s, true);
+                return true;
             }
             self.pending_seq.fetch_max(s, Ordering::AcqRel);
         }
-        (s, false)
+        false
+    }
+
+    /// True when versions are a hybrid clock (a node id is configured):
+    /// deletes leave tombstones, touches take new versions.
+    #[inline]
+    fn replicated(&self) -> bool {
+        self.versions.is_hlc()
+    }
+
+    /// Advances the version clock to at least `version`, so every later
+    /// local version is greater.
+    pub fn observe(&self, version: u64) {
+        self.versions.observe(version);
+    }
+
+    /// The last version handed out or observed (0 before any).
+    pub fn current_version(&self) -> u64 {
+        self.versions.current()
+    }
+
+    /// Records a local delete of `key` (replicated mode): a tombstone with
+    /// a fresh version.
+    fn tombstone_local(&self, sh: &mut Shard, key: &[u8], now: u32) {
+        if self.replicated() {
+            let s = self.versions.next();
+            sh.tombs.raise(key, s, now);
+        }
     }
 
     #[inline]
@@ -818,6 +905,7 @@ impl Store {
                 Some(e) => {
                     sh.set_exptime(r, e);
                     sh.lru[c].c.touch_hits += 1;
+                    self.revise(sh, r, now);
                 }
                 None => sh.lru[c].c.get_hits += 1,
             }
@@ -830,6 +918,19 @@ impl Store {
                 }
             }
         })
+    }
+
+    /// In replicated mode, gives a live item whose state changed in place
+    /// (a new expiry) a new version, so the change wins on the peer.
+    fn revise(&self, sh: &mut Shard, r: Ref, now: u32) {
+        if self.replicated() {
+            let (s, dead) = self.next_seq(now);
+            sh.set_seq(r, s);
+            if dead {
+                let b = sh.bits(r);
+                sh.set_bits(r, b | item::STALE);
+            }
+        }
     }
 
     #[inline]
@@ -875,7 +976,7 @@ impl Store {
             > self.cfg.item_size_max as u64
         {
             if mode == StoreMode::Set {
-                self.unlink_key(key, h, si);
+                self.unlink_key(key, h, si, now);
             }
             return StoreOutcome::TooLarge;
         }
@@ -883,7 +984,7 @@ impl Store {
             let c = self.slabs.largest();
             self.count_oom(si, c);
             if mode == StoreMode::Set {
-                self.unlink_key(key, h, si);
+                self.unlink_key(key, h, si, now);
             }
             return StoreOutcome::OutOfMemory;
         }
@@ -909,7 +1010,7 @@ impl Store {
                         match mode {
                             // memcached drops the old value of a `set` it
                             // could not store.
-                            StoreMode::Set => self.unlink_key(key, h, si),
+                            StoreMode::Set => self.unlink_key(key, h, si, now),
                             // memcached allocates the appended data first
                             // (small, it usually fits) and answers
                             // NOT_STORED when the combined item does not.
@@ -927,10 +1028,13 @@ impl Store {
         outcome
     }
 
-    fn unlink_key(&self, key: &[u8], h: u32, si: usize) {
+    /// Drops the old value of a `set` that could not be stored (a delete
+    /// the peer must hear of too).
+    fn unlink_key(&self, key: &[u8], h: u32, si: usize, now: u32) {
         self.with_shard(si, |sh| {
             if let Some(r) = sh.find(key, h) {
                 sh.unlink(r);
+                self.tombstone_local(sh, key, now);
             }
         });
     }
@@ -994,6 +1098,7 @@ impl Store {
                     sh.set_bits(head, b | item::STALE);
                 }
                 sh.link(head);
+                sh.tombs.remove(r.key);
                 let c = sh.class_of(head);
                 sh.lru[c].c.cmd_set += 1;
                 if let StoreMode::Cas(_) = r.mode {
@@ -1064,6 +1169,7 @@ impl Store {
             Some(idx) => sh.replace(idx, head),
             None => sh.link(head),
         }
+        sh.tombs.remove(r.key);
         let c = sh.class_of(head);
         sh.lru[c].c.cmd_set += 1;
         if let StoreMode::Cas(_) = r.mode {
@@ -1109,6 +1215,7 @@ impl Store {
             };
             if let Some(e) = upd.exptime {
                 sh.set_exptime(r, e);
+                self.revise(sh, r, now);
             }
             if upd.win {
                 let b = sh.bits(r);
@@ -1195,6 +1302,7 @@ impl Store {
                 None => {
                     sh.lru[c].c.delete_hits += 1;
                     sh.unlink(r);
+                    self.tombstone_local(sh, key, now);
                     MetaDeleteOutcome::Deleted
                 }
             }
@@ -1209,6 +1317,7 @@ impl Store {
             let c = sh.class_of(r);
             sh.lru[c].c.delete_hits += 1;
             sh.unlink(r);
+            self.tombstone_local(sh, key, now);
             Ok(())
         })
     }
@@ -1329,7 +1438,14 @@ impl Store {
     /// Invalidates every item stored so far when `at` is 0 or not in the
     /// future; otherwise every item stored at or before `at` (Unix
     /// seconds), once `at` has come.
-    pub fn flush_all(&self, at: u32, now: u32) {
+    ///
+    /// Returns the flush barrier of an immediate flush: items and
+    /// tombstones with a version at or below it are dead. In replicated
+    /// mode the barrier is a fresh version (the flush is ordered among the
+    /// writes like one of them; [`Store::apply_flush`] replays it on the
+    /// peer); standalone it is the last sequence handed out, as before. A
+    /// delayed flush returns 0.
+    pub fn flush_all(&self, at: u32, now: u32) -> u64 {
         let _g = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let pending = self.flush_at.load(Ordering::Acquire);
         if pending != 0 && pending <= now {
@@ -1340,16 +1456,37 @@ impl Store {
             self.passed_at.fetch_max(pending, Ordering::AcqRel);
         }
         if at == 0 || at <= now {
-            self.flush_seq
-                .fetch_max(self.seq.load(Ordering::Acquire), Ordering::AcqRel);
+            let reached = if self.replicated() {
+                self.versions.next()
+            } else {
+                self.versions.current()
+            };
+            let barrier = self
+                .flush_seq
+                .fetch_max(reached, Ordering::AcqRel)
+                .max(reached);
             self.flush_at.store(0, Ordering::Release);
             self.pending_seq.store(0, Ordering::Release);
             self.flush_passed.store(false, Ordering::Release);
+            self.purge_tombstones(barrier);
+            barrier
         } else {
             self.pending_seq
-                .store(self.seq.load(Ordering::Acquire), Ordering::Release);
+                .store(self.versions.current(), Ordering::Release);
             self.flush_passed.store(false, Ordering::Release);
             self.flush_at.store(at, Ordering::Release);
+            0
+        }
+    }
+
+    /// Drops the tombstones at or below a flush barrier, one shard at a
+    /// time (replicated mode; nothing to do otherwise).
+    fn purge_tombstones(&self, barrier: u64) {
+        if !self.replicated() {
+            return;
+        }
+        for si in 0..self.shards.len() {
+            self.with_shard(si, |sh| sh.tombs.purge_upto(barrier));
         }
     }
 
@@ -1961,6 +2098,7 @@ impl Store {
         if self.slabs.pages_over_limit() > 0 {
             self.shrink_to_limit(now);
         }
+        self.expire_tombstones(now);
         self.automove_tick(now);
         if self.moving.load(Ordering::Acquire) || !self.lock_mover().unfinished.is_empty() {
             self.mover_step();

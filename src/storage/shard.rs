@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::hash::KeyHasher;
 use super::item::*;
 use super::slabs::{Ref, Slabs, NIL};
+use super::tomb::Tombs;
 use super::Miss;
 
 /// What decides whether an item is still live, read once per operation.
@@ -111,6 +112,8 @@ pub(crate) struct Shard {
     len: usize,
     pub(crate) lru: Vec<ClassLru>,
     sweep_cursor: usize,
+    /// Deleted keys and their delete versions (replicated mode only).
+    pub(crate) tombs: Tombs,
 }
 
 impl Shard {
@@ -121,6 +124,7 @@ impl Shard {
         hasher: KeyHasher,
         cas_enabled: bool,
         buckets: usize,
+        tombs: Tombs,
     ) -> Shard {
         let n = buckets.max(4).next_power_of_two();
         let classes = slabs.classes.len();
@@ -136,6 +140,7 @@ impl Shard {
             len: 0,
             lru: vec![ClassLru::default(); classes],
             sweep_cursor: 0,
+            tombs,
         }
     }
 
@@ -834,6 +839,60 @@ impl Shard {
         (end < nb).then_some(end)
     }
 
+    /// One step of an exact resumable scan (a reverse-binary cursor, as
+    /// Redis's SCAN): calls `f` on the live items of every bucket that
+    /// holds keys whose hash has low bits `cursor & mask`, where `mask` is
+    /// the smaller table's (the old one while the table doubles: that old
+    /// bucket and its two successors in the new table). Returns the next
+    /// cursor (0 when the scan has wrapped) and the buckets examined.
+    ///
+    /// Why nothing present throughout is missed: with `k` = log2 of the
+    /// smaller table, the hashes already covered are those whose low `k`
+    /// bits, read in reverse, are below the cursor's low `k` bits read in
+    /// reverse. The cursor is advanced by adding one to its reversed low
+    /// `k` bits and clearing the bits above, so the covered set grows by
+    /// exactly the group just visited. When the table has doubled since
+    /// (k+1 bits), a hash's reversed k+1 bits are twice its reversed low k
+    /// bits plus bit k, and the cursor's bit k is 0: "below the cursor"
+    /// names the same hashes. The covered set therefore never shrinks
+    /// across doublings, and the scan ends (cursor back to 0) only when it
+    /// holds every hash. The table never shrinks.
+    pub(crate) fn scan_step(
+        &self,
+        cursor: u64,
+        v: &Validity,
+        f: &mut dyn FnMut(&Shard, Ref),
+    ) -> (u64, usize) {
+        let (mask, examined) = if self.old.is_empty() {
+            (self.buckets.len() - 1, 1)
+        } else {
+            (self.old.len() - 1, 3)
+        };
+        let b = cursor as usize & mask;
+        let mut visit = |i: u32| {
+            let mut i = i;
+            while i != NIL {
+                if self.check_live(i, v).is_none() {
+                    f(self, i);
+                }
+                i = self.rd32(i, HNEXT);
+            }
+        };
+        if self.old.is_empty() {
+            visit(self.buckets[b]);
+        } else {
+            // Buckets below `migrated` are empty in the old table.
+            visit(self.old[b]);
+            visit(self.buckets[b]);
+            visit(self.buckets[b + self.old.len()]);
+        }
+        let next = (cursor | !(mask as u64))
+            .reverse_bits()
+            .wrapping_add(1)
+            .reverse_bits();
+        (next, examined)
+    }
+
     /// Empties `page` of class `c` as far as this shard goes: moves its
     /// items to other chunks of the class when there are free ones
     /// (`rescue`), else evicts them. Returns (rescued, evicted).
@@ -961,6 +1020,15 @@ impl Shard {
             }
             if bytes != l.requested {
                 return Err(format!("class {c}: bytes {bytes} != {}", l.requested));
+            }
+        }
+        self.tombs.check()?;
+        for k in self.tombs.keys() {
+            if shard_of(k) != si {
+                return Err("tombstone in the wrong shard".into());
+            }
+            if self.find(k, self.hash32(k)).is_some() {
+                return Err("a key with both an item and a tombstone".into());
             }
         }
         Ok(per_class)

@@ -29,6 +29,7 @@ fn one_shard(c: StoreConfig) -> Store {
             shards: 1,
             initial_buckets: 4,
             seed: Some((1, 2)),
+            ..Default::default()
         },
     )
 }
@@ -934,4 +935,42 @@ fn dump_walks_every_live_item_once_in_small_steps() {
     assert!(cursor.is_done());
     // the expired fifth is not reported
     assert_eq!(seen.len(), 400);
+}
+
+#[test]
+fn export_and_walk_leave_the_lru_and_the_item_bits_alone() {
+    let s = Store::with_options(
+        StoreConfig {
+            node_id: Some(1),
+            ..cfg(1 << 20)
+        },
+        StoreOptions {
+            shards: 1,
+            initial_buckets: 4,
+            seed: Some((1, 2)),
+            ..Default::default()
+        },
+    );
+    for k in [&b"a"[..], b"b", b"c"] {
+        set(&s, k, b"v");
+    }
+    let order = s.lru_keys(0);
+    assert_eq!(order, vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]);
+    let bits = |s: &Store| -> Vec<u8> {
+        let g = s.lock(0);
+        (1..g.lru.len())
+            .flat_map(|c| g.lru_keys(c))
+            .map(|k| g.bits(g.find(&k, g.hash32(&k)).unwrap()))
+            .collect()
+    };
+    let before = bits(&s);
+    // The tail item exported and walked: a read would move it to the head.
+    assert!(s.export(b"a", NOW + 3, |_| ()).is_some());
+    let mut c = WalkCursor::default();
+    while !s.walk(&mut c, 1, NOW + 3, |_| {}) {}
+    assert_eq!(s.lru_keys(0), order);
+    assert_eq!(bits(&s), before);
+    // A real read does move it (the check above can fail).
+    val(&s, b"a", NOW + 3).unwrap();
+    assert_ne!(bits(&s), before);
 }

@@ -1,0 +1,1273 @@
+//! The replication thread: listens and dials, runs the handshake, streams
+//! records both ways, and resyncs on every new link.
+//!
+//! One mio `Poll` owns the `-X` listeners and every peer connection (at
+//! most one is *the* link; others are handshaking or about to be closed).
+//! Each connection has bounded buffers: reading stops being a cost once
+//! frames are applied, and sending produces records only while the send
+//! buffer is below a high-water mark and the peer has not fallen more than
+//! a window of records behind in its acknowledgements.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::auth::{self, Secret};
+use super::frame::{self, Decoded, Frame};
+use super::outbox::PendingFlush;
+use super::{now_ms, Inner, LinkState};
+use crate::config::ReplicationConfig;
+use crate::exec::{self, ApplyOutcome, Exported, PeerRecord, WalkCursor};
+
+const WAKER: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX - 64;
+/// Event-loop tick: heartbeats, deadlines and redials are checked this often.
+const TICK: Duration = Duration::from_millis(20);
+/// A connection must finish its handshake within this time.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
+/// Records are produced while less than this is waiting to be written.
+const TX_HIGH_WATER: usize = 1 << 20;
+/// A peer that lets this much pile up unread is dropped.
+const TX_HARD_LIMIT: usize = 64 << 20;
+/// Records sent and not yet acknowledged before sending pauses.
+const WINDOW: usize = 256 * 1024;
+/// Keys taken from the outbox per step.
+const OUTBOX_BATCH: usize = 256;
+/// Hash buckets a resync walk step covers (one shard lock at a time).
+const WALK_BUDGET: usize = 64;
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 256 * 1024;
+/// Bytes handled per connection per turn of the loop, so that heartbeats,
+/// acknowledgements and sending go on while a sync streams in.
+const READ_BUDGET: usize = 4 << 20;
+/// Records received between two acknowledgements while reading.
+const ACK_EVERY: u64 = 4096;
+/// First redial delay.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Outgoing connect not finished yet.
+    Connecting,
+    Handshake,
+    Linked,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PeerHello {
+    node: u8,
+    run: u64,
+    nonce: [u8; 16],
+    item_size_max: u32,
+}
+
+/// What a sent record was, so an unacknowledged one can be sent again.
+enum Inflight {
+    Key(Box<[u8]>),
+    Flush(PendingFlush),
+    /// Part of a resync walk (a new walk covers it again).
+    Walk,
+    /// The end of a full sync to the peer run given.
+    SyncEnd(u64),
+    /// SyncBegin, a partial SyncEnd.
+    Marker,
+}
+
+struct Link {
+    sock: TcpStream,
+    addr: SocketAddr,
+    outgoing: bool,
+    phase: Phase,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    tx_off: usize,
+    opened: Instant,
+    last_rx: Instant,
+    last_ping: Instant,
+    ping_seq: u64,
+    nonce: [u8; 16],
+    peer: Option<PeerHello>,
+    /// Records sent / acknowledged by the peer.
+    sent: u64,
+    acked: u64,
+    inflight: VecDeque<(Inflight, u64)>,
+    walk: Option<WalkCursor>,
+    /// Records received and processed (what we acknowledge).
+    received: u64,
+    ack_sent: u64,
+    /// The peer is streaming its full sync to us.
+    peer_syncing: bool,
+    /// A write hit WouldBlock: wait for WRITABLE.
+    blocked: bool,
+    /// Reading stopped at its budget with bytes left in the socket: read
+    /// again on the next turn of the loop (no new event will say so).
+    more: bool,
+}
+
+impl Link {
+    fn new(sock: TcpStream, addr: SocketAddr, outgoing: bool, now: Instant) -> Link {
+        Link {
+            sock,
+            addr,
+            outgoing,
+            phase: if outgoing {
+                Phase::Connecting
+            } else {
+                Phase::Handshake
+            },
+            rx: Vec::new(),
+            tx: Vec::new(),
+            tx_off: 0,
+            opened: now,
+            last_rx: now,
+            last_ping: now,
+            ping_seq: 0,
+            nonce: auth::nonce(),
+            peer: None,
+            sent: 0,
+            acked: 0,
+            inflight: VecDeque::new(),
+            walk: None,
+            received: 0,
+            ack_sent: 0,
+            peer_syncing: false,
+            blocked: false,
+            more: false,
+        }
+    }
+
+    fn pending_tx(&self) -> usize {
+        self.tx.len() - self.tx_off
+    }
+
+    fn send(&mut self, f: &Frame<'_>) {
+        frame::encode(f, &mut self.tx);
+    }
+
+    /// Node id of the side that dialled this connection.
+    fn dialer(&self, me: u8) -> u8 {
+        if self.outgoing {
+            me
+        } else {
+            self.peer.map_or(0, |p| p.node)
+        }
+    }
+}
+
+/// Why a connection is being closed: (error code for stats, log detail).
+type CloseReason = (&'static str, String);
+
+pub struct Node {
+    inner: Arc<Inner>,
+    cfg: ReplicationConfig,
+    poll: Poll,
+    waker: Arc<Waker>,
+    listeners: Vec<TcpListener>,
+    conns: slab::Slab<Link>,
+    active: Option<usize>,
+    dialing: Option<usize>,
+    next_dial: Instant,
+    backoff: Duration,
+    secret: Option<Secret>,
+    peer_ips: Vec<IpAddr>,
+    /// The peer run our last acknowledged full sync went to.
+    synced_run: Option<u64>,
+    pop_cursor: usize,
+    scratch: Vec<Box<[u8]>>,
+    /// The last pump stopped with records left to send and a writable
+    /// socket: turn the loop again without waiting.
+    send_more: bool,
+    /// Largest frame accepted from the peer (our -I plus headers).
+    max_frame: usize,
+}
+
+impl Node {
+    pub fn new(
+        inner: Arc<Inner>,
+        listeners: Vec<std::net::TcpListener>,
+        secret: Option<Secret>,
+    ) -> io::Result<Node> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut ls = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            ls.push(l);
+        }
+        let cfg = inner.shared.config.replication.clone();
+        let max_frame = inner.shared.config.item_size_max + frame::MAX_RECORD_OVERHEAD;
+        let mut node = Node {
+            inner,
+            cfg,
+            poll,
+            waker,
+            listeners: ls,
+            conns: slab::Slab::new(),
+            active: None,
+            dialing: None,
+            next_dial: Instant::now(),
+            backoff: BACKOFF_MIN,
+            secret,
+            peer_ips: Vec::new(),
+            synced_run: None,
+            pop_cursor: 0,
+            scratch: Vec::new(),
+            send_more: false,
+            max_frame,
+        };
+        node.resolve_peer();
+        Ok(node)
+    }
+
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    fn shared(&self) -> &exec::Shared {
+        &self.inner.shared
+    }
+
+    fn resolve_peer(&mut self) -> Vec<SocketAddr> {
+        let Some(p) = &self.cfg.peer else {
+            return Vec::new();
+        };
+        let addrs: Vec<SocketAddr> = (p.host.as_str(), p.port)
+            .to_socket_addrs()
+            .map(|a| a.collect())
+            .unwrap_or_default();
+        if !addrs.is_empty() {
+            self.peer_ips = addrs.iter().map(|a| a.ip()).collect();
+        }
+        addrs
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        self.inner.set_state(LinkState::Disconnected);
+        loop {
+            let busy = self.send_more || self.conns.iter().any(|(_, l)| l.more);
+            let wait = if busy { Duration::ZERO } else { TICK };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!("replication poll failed: {e}");
+                    break;
+                }
+            }
+            let tokens: Vec<(Token, bool, bool)> = events
+                .iter()
+                .map(|e| {
+                    (
+                        e.token(),
+                        e.is_readable() || e.is_read_closed() || e.is_error(),
+                        e.is_writable(),
+                    )
+                })
+                .collect();
+            for (token, readable, writable) in tokens {
+                match token {
+                    WAKER => {}
+                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
+                    Token(t) => self.conn_event(t, readable, writable),
+                }
+            }
+            let unfinished: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, l)| l.more)
+                .map(|(k, _)| k)
+                .collect();
+            for t in unfinished {
+                self.conn_event(t, true, false);
+            }
+            self.housekeeping();
+            self.pump();
+            if self.inner.stop.load(Ordering::Acquire) && self.drained_or_late() {
+                break;
+            }
+        }
+        // Leave cleanly: the peer sees the link end at once.
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            if let Some(l) = self.conns.get_mut(k) {
+                if l.phase == Phase::Linked {
+                    l.send(&Frame::Goodbye {
+                        reason: b"shutting down",
+                    });
+                    let _ = flush_tx(l, &self.inner);
+                }
+            }
+            self.close(k, ("shutdown", "shutting down".into()));
+        }
+        self.inner.set_state(LinkState::Disconnected);
+    }
+
+    /// During a graceful stop: true once everything was sent and
+    /// acknowledged, or when there is no link to drain to, or the drain
+    /// time is up.
+    fn drained_or_late(&self) -> bool {
+        if now_ms() >= self.inner.drain_deadline_ms.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(l) = self.active.and_then(|a| self.conns.get(a)) else {
+            return true;
+        };
+        l.phase == Phase::Linked
+            && self.inner.outbox.is_empty()
+            && l.inflight.is_empty()
+            && l.walk.is_none()
+            && l.pending_tx() == 0
+    }
+
+    // ----- connections -----
+
+    fn accept(&mut self, i: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(i) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((sock, addr)) => self.admit(sock, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!("replication accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, sock: TcpStream, addr: SocketAddr) {
+        let c = &self.inner.counters;
+        if self.inner.stop.load(Ordering::Acquire) {
+            return;
+        }
+        // Without a secret the peer's address is the only check: anyone
+        // else is dropped before a byte is sent.
+        if self.secret.is_none() && !self.peer_ips.contains(&addr.ip()) {
+            let n = c.strangers_refused.fetch_add(1, Ordering::Relaxed);
+            if n == 0 {
+                tracing::warn!(
+                    "replication: refused a connection from {addr} (not the peer {})",
+                    self.inner.peer_desc
+                );
+            } else {
+                tracing::debug!("replication: refused a connection from {addr}");
+            }
+            return;
+        }
+        // At most a handful of handshakes at once: a flood is dropped.
+        if self.conns.len() >= 8 {
+            c.strangers_refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let now = Instant::now();
+        let entry = self.conns.vacant_entry();
+        let t = entry.key();
+        let mut link = Link::new(sock, addr, false, now);
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut link.sock,
+                Token(t),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            return;
+        }
+        entry.insert(link);
+        tracing::debug!("replication: connection from {addr}");
+        self.send_hello(t);
+    }
+
+    fn dial(&mut self) {
+        let addrs = self.resolve_peer();
+        let Some(&addr) = addrs.first() else {
+            self.inner.set_error("resolve_failed");
+            tracing::warn!(
+                "replication: cannot resolve the peer {}",
+                self.inner.peer_desc
+            );
+            self.retry_later();
+            return;
+        };
+        match TcpStream::connect(addr) {
+            Ok(sock) => {
+                let _ = sock.set_nodelay(true);
+                let entry = self.conns.vacant_entry();
+                let t = entry.key();
+                let mut link = Link::new(sock, addr, true, Instant::now());
+                if self
+                    .poll
+                    .registry()
+                    .register(
+                        &mut link.sock,
+                        Token(t),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .is_ok()
+                {
+                    entry.insert(link);
+                    self.dialing = Some(t);
+                    if self.active.is_none() {
+                        self.inner.set_state(LinkState::Connecting);
+                    }
+                } else {
+                    self.retry_later();
+                }
+            }
+            Err(e) => {
+                tracing::debug!("replication: connect to {addr} failed: {e}");
+                self.inner.set_error("connect_failed");
+                self.retry_later();
+            }
+        }
+    }
+
+    fn retry_later(&mut self) {
+        // Jitter keeps two nodes that failed together from redialling in
+        // lock step.
+        let jitter = (auth::random_u64() % 1000) as f64 / 4000.0;
+        self.next_dial = Instant::now() + self.backoff.mul_f64(1.0 + jitter);
+        self.backoff = (self.backoff * 2).min(self.cfg.backoff_max.max(BACKOFF_MIN));
+    }
+
+    fn send_hello(&mut self, t: usize) {
+        let hlc = exec::current_version(self.shared());
+        let item_size_max = self.shared().config.item_size_max as u32;
+        let memory_limit = self.shared().config.memory_limit_bytes();
+        let (node, run, wants_auth) =
+            (self.inner.node_id, self.inner.run_id, self.secret.is_some());
+        if let Some(l) = self.conns.get_mut(t) {
+            let nonce = l.nonce;
+            l.send(&Frame::Hello {
+                protocol: frame::PROTOCOL_VERSION,
+                node_id: node,
+                run_id: run,
+                nonce,
+                hlc,
+                item_size_max,
+                memory_limit,
+                wants_auth,
+            });
+        }
+    }
+
+    fn conn_event(&mut self, t: usize, readable: bool, writable: bool) {
+        let Some(l) = self.conns.get_mut(t) else {
+            return;
+        };
+        if l.phase == Phase::Connecting && (writable || readable) {
+            match l.sock.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => {
+                    self.close(t, ("connect_failed", format!("connect: {e}")));
+                    return;
+                }
+            }
+            match l.sock.peer_addr() {
+                Ok(_) => {
+                    l.phase = Phase::Handshake;
+                    self.send_hello(t);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => {
+                    self.close(t, ("connect_failed", format!("connect: {e}")));
+                    return;
+                }
+            }
+        }
+        if writable {
+            if let Some(l) = self.conns.get_mut(t) {
+                l.blocked = false;
+            }
+        }
+        if readable {
+            if let Err(reason) = self.read(t) {
+                self.close(t, reason);
+                return;
+            }
+        }
+        if let Some(l) = self.conns.get_mut(t) {
+            if let Err(e) = flush_tx(l, &self.inner) {
+                self.close(t, ("io_error", format!("write: {e}")));
+            }
+        }
+    }
+
+    /// Reads until the socket is empty, handling every complete frame.
+    fn read(&mut self, t: usize) -> Result<(), CloseReason> {
+        let mut budget = READ_BUDGET;
+        if let Some(l) = self.conns.get_mut(t) {
+            l.more = false;
+        }
+        loop {
+            let Some(l) = self.conns.get_mut(t) else {
+                return Ok(());
+            };
+            if budget == 0 {
+                l.more = true;
+                break;
+            }
+            let start = l.rx.len();
+            l.rx.resize(start + READ_CHUNK, 0);
+            let n = match l.sock.read(&mut l.rx[start..]) {
+                Ok(0) => {
+                    l.rx.truncate(start);
+                    return Err(("closed_by_peer", "the peer closed the link".into()));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    l.rx.truncate(start);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    l.rx.truncate(start);
+                    continue;
+                }
+                Err(e) => {
+                    l.rx.truncate(start);
+                    return Err(("io_error", format!("read: {e}")));
+                }
+            };
+            l.rx.truncate(start + n);
+            budget = budget.saturating_sub(n);
+            l.last_rx = Instant::now();
+            self.inner
+                .counters
+                .bytes_received
+                .fetch_add(n as u64, Ordering::Relaxed);
+            self.process(t)?;
+            if let Some(l) = self.conns.get_mut(t) {
+                if l.phase == Phase::Linked && l.received >= l.ack_sent + ACK_EVERY {
+                    l.ack_sent = l.received;
+                    let records = l.received;
+                    l.send(&Frame::Ack { records });
+                }
+            }
+        }
+        // Acknowledge what this wake-up processed.
+        if let Some(l) = self.conns.get_mut(t) {
+            if l.phase == Phase::Linked && l.received > l.ack_sent {
+                l.ack_sent = l.received;
+                let records = l.received;
+                l.send(&Frame::Ack { records });
+            }
+            if l.pending_tx() > TX_HARD_LIMIT {
+                return Err(("peer_not_reading", "the peer stopped reading".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles the complete frames in the receive buffer.
+    fn process(&mut self, t: usize) -> Result<(), CloseReason> {
+        let mut rx = match self.conns.get_mut(t) {
+            Some(l) => std::mem::take(&mut l.rx),
+            None => return Ok(()),
+        };
+        let mut off = 0;
+        // Before the handshake only small frames: a stranger cannot make
+        // us buffer an item-sized frame.
+        let max_frame = match self.conns.get(t) {
+            Some(l) if l.phase == Phase::Linked => self.max_frame,
+            _ => frame::HANDSHAKE_MAX_FRAME,
+        };
+        let result = loop {
+            match frame::decode(&rx[off..], max_frame) {
+                Decoded::Incomplete => break Ok(()),
+                Decoded::Malformed(why) => {
+                    self.inner
+                        .counters
+                        .malformed_frames
+                        .fetch_add(1, Ordering::Relaxed);
+                    break Err(("malformed_frame", format!("malformed frame: {why}")));
+                }
+                Decoded::Frame(f, used) => {
+                    off += used;
+                    if let Err(e) = self.handle(t, f) {
+                        break Err(e);
+                    }
+                    if !self.conns.contains(t) {
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        rx.drain(..off);
+        if let Some(l) = self.conns.get_mut(t) {
+            l.rx = rx;
+        }
+        result
+    }
+
+    fn handle(&mut self, t: usize, f: Frame<'_>) -> Result<(), CloseReason> {
+        let me = self.inner.node_id;
+        let phase = match self.conns.get(t) {
+            Some(l) => l.phase,
+            None => return Ok(()),
+        };
+        match f {
+            Frame::Hello {
+                protocol,
+                node_id,
+                run_id,
+                nonce,
+                hlc,
+                item_size_max,
+                wants_auth,
+                ..
+            } => {
+                let l = &mut self.conns[t];
+                if l.peer.is_some() || phase != Phase::Handshake {
+                    return Err(self.malformed("a second hello"));
+                }
+                if protocol != frame::PROTOCOL_VERSION {
+                    l.send(&Frame::Goodbye {
+                        reason: b"protocol version",
+                    });
+                    return Err((
+                        "protocol_mismatch",
+                        format!("the peer speaks protocol {protocol}"),
+                    ));
+                }
+                if node_id == me {
+                    l.send(&Frame::Goodbye {
+                        reason: b"node id clash",
+                    });
+                    tracing::error!(
+                        "replication: the peer has our node id {me}; give the nodes \
+                         different --node-id values"
+                    );
+                    return Err(("node_id_clash", "same node id".into()));
+                }
+                if wants_auth != self.secret.is_some() {
+                    l.send(&Frame::Goodbye {
+                        reason: b"secret on one side only",
+                    });
+                    self.inner
+                        .counters
+                        .auth_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err((
+                        "secret_mismatch",
+                        "one node has --repl-secret-file, the other not".into(),
+                    ));
+                }
+                l.peer = Some(PeerHello {
+                    node: node_id,
+                    run: run_id,
+                    nonce,
+                    item_size_max,
+                });
+                exec::observe_version(&self.inner.shared, hlc);
+                match &self.secret {
+                    Some(secret) => {
+                        let role = if l.outgoing { b'D' } else { b'A' };
+                        let mac = auth::proof(
+                            secret,
+                            role,
+                            &l.nonce,
+                            &nonce,
+                            self.inner.run_id,
+                            run_id,
+                            me,
+                            node_id,
+                        );
+                        l.send(&Frame::Auth { mac });
+                        Ok(())
+                    }
+                    None => self.linked(t),
+                }
+            }
+            Frame::Auth { mac } => {
+                let l = &self.conns[t];
+                let (Some(secret), Some(peer), Phase::Handshake) = (&self.secret, l.peer, phase)
+                else {
+                    return Err(self.malformed("an unexpected auth"));
+                };
+                let sender_role = if l.outgoing { b'A' } else { b'D' };
+                if !auth::verify(
+                    secret,
+                    sender_role,
+                    &peer.nonce,
+                    &l.nonce,
+                    peer.run,
+                    self.inner.run_id,
+                    peer.node,
+                    me,
+                    &mac,
+                ) {
+                    self.inner
+                        .counters
+                        .auth_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("replication: {} failed authentication", l.addr);
+                    return Err(("auth_failed", "authentication failed".into()));
+                }
+                self.linked(t)
+            }
+            _ if phase != Phase::Linked => Err(self.malformed("data before the handshake")),
+            Frame::SyncBegin { full } => {
+                let l = &mut self.conns[t];
+                l.received += 1;
+                l.peer_syncing = full;
+                Ok(())
+            }
+            Frame::SyncEnd => {
+                let l = &mut self.conns[t];
+                l.received += 1;
+                l.peer_syncing = false;
+                self.inner.initial_sync_done();
+                self.publish_state();
+                Ok(())
+            }
+            Frame::Item {
+                version,
+                flags,
+                exptime,
+                stale,
+                key,
+                value,
+            } => {
+                let rec = PeerRecord::Item {
+                    key,
+                    value,
+                    flags,
+                    exptime,
+                    version,
+                    stale,
+                };
+                self.apply(t, &rec, version, key);
+                Ok(())
+            }
+            Frame::Delete { version, key } => {
+                self.apply(t, &PeerRecord::Delete { key, version }, version, key);
+                Ok(())
+            }
+            Frame::Flush { version, at } => {
+                self.apply(t, &PeerRecord::Flush { version, at }, version, b"");
+                Ok(())
+            }
+            Frame::Ack { records } => {
+                self.acked(t, records);
+                Ok(())
+            }
+            Frame::Ping { nonce, hlc } => {
+                exec::observe_version(&self.inner.shared, hlc);
+                let hlc = exec::current_version(self.shared());
+                self.conns[t].send(&Frame::Pong { nonce, hlc });
+                Ok(())
+            }
+            Frame::Pong { hlc, .. } => {
+                exec::observe_version(&self.inner.shared, hlc);
+                Ok(())
+            }
+            Frame::Refused {
+                version,
+                reason,
+                key,
+            } => {
+                self.inner
+                    .counters
+                    .refused_by_peer
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "replication: the peer could not store {:?} (version {version}, reason {reason})",
+                    String::from_utf8_lossy(key)
+                );
+                Ok(())
+            }
+            Frame::Goodbye { reason } => Err((
+                "closed_by_peer",
+                format!("the peer closed: {}", String::from_utf8_lossy(reason)),
+            )),
+        }
+    }
+
+    fn malformed(&self, what: &str) -> CloseReason {
+        self.inner
+            .counters
+            .malformed_frames
+            .fetch_add(1, Ordering::Relaxed);
+        ("malformed_frame", format!("protocol violation: {what}"))
+    }
+
+    fn apply(&mut self, t: usize, rec: &PeerRecord<'_>, version: u64, key: &[u8]) {
+        let c = &self.inner.counters;
+        c.records_received.fetch_add(1, Ordering::Relaxed);
+        let outcome = exec::apply_peer(&self.inner.shared, rec);
+        let l = &mut self.conns[t];
+        l.received += 1;
+        match outcome {
+            ApplyOutcome::Applied => {
+                c.records_applied.fetch_add(1, Ordering::Relaxed);
+            }
+            ApplyOutcome::Older => {
+                c.records_older.fetch_add(1, Ordering::Relaxed);
+                // Outside a sync stream an older record lost to a write
+                // made here meanwhile: a concurrent write on both nodes.
+                if !l.peer_syncing {
+                    c.conflicts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            ApplyOutcome::TooLarge | ApplyOutcome::OutOfMemory => {
+                c.records_refused.fetch_add(1, Ordering::Relaxed);
+                let reason = if outcome == ApplyOutcome::TooLarge {
+                    1
+                } else {
+                    2
+                };
+                l.send(&Frame::Refused {
+                    version,
+                    reason,
+                    key,
+                });
+                tracing::warn!(
+                    "replication: could not store {:?} from the peer ({})",
+                    String::from_utf8_lossy(key),
+                    if reason == 1 {
+                        "larger than -I"
+                    } else {
+                        "out of memory"
+                    }
+                );
+            }
+        }
+    }
+
+    fn acked(&mut self, t: usize, records: u64) {
+        let Some(l) = self.conns.get_mut(t) else {
+            return;
+        };
+        let records = records.min(l.sent);
+        while l.acked < records {
+            l.acked += 1;
+            if let Some((Inflight::SyncEnd(run), _)) = l.inflight.pop_front() {
+                self.synced_run = Some(run);
+            }
+        }
+        self.publish_state();
+    }
+
+    /// A connection finished its handshake.
+    fn linked(&mut self, t: usize) -> Result<(), CloseReason> {
+        let me = self.inner.node_id;
+        let (peer, dialer_new) = {
+            let l = &self.conns[t];
+            (l.peer.expect("linked after hello"), l.dialer(me))
+        };
+        if let Some(a) = self.active.filter(|&a| a != t) {
+            let (old_run, dialer_old) = {
+                let o = &self.conns[a];
+                (o.peer.map_or(0, |p| p.run), o.dialer(me))
+            };
+            // Deterministic on both nodes: the link dialled by the lower
+            // node id stays; a link to an earlier run of the peer is dead.
+            let keep_new = old_run != peer.run || dialer_new <= dialer_old;
+            if keep_new {
+                self.close(a, ("replaced", "replaced by a newer link".into()));
+            } else {
+                return Err(("duplicate_link", "the peer is already linked".into()));
+            }
+        }
+        if self.dialing == Some(t) {
+            self.dialing = None;
+        }
+        self.active = Some(t);
+        self.backoff = BACKOFF_MIN;
+        let c = &self.inner.counters;
+        c.links_established.fetch_add(1, Ordering::Relaxed);
+        let p = &self.inner.published;
+        p.peer_node.store(peer.node as u64, Ordering::Relaxed);
+        p.peer_run.store(peer.run, Ordering::Relaxed);
+        if (peer.item_size_max as usize) < self.shared().config.item_size_max {
+            tracing::warn!(
+                "replication: the peer's item size limit ({} bytes) is below ours; \
+                 larger items stay on this node only",
+                peer.item_size_max
+            );
+        }
+        // Full walk unless the peer is the same process we last fully
+        // synced and nothing was dropped from the outbox since.
+        let overflowed = self.inner.outbox.take_overflow();
+        let full = overflowed || self.synced_run != Some(peer.run);
+        let l = &mut self.conns[t];
+        l.phase = Phase::Linked;
+        l.last_rx = Instant::now();
+        tracing::info!(
+            "replication: linked with node {} at {} ({} sync)",
+            peer.node,
+            l.addr,
+            if full { "full" } else { "partial" }
+        );
+        self.start_sync(t, full);
+        self.publish_state();
+        Ok(())
+    }
+
+    fn start_sync(&mut self, t: usize, full: bool) {
+        let Some(l) = self.conns.get_mut(t) else {
+            return;
+        };
+        let c = &self.inner.counters;
+        let ms = now_ms();
+        l.send(&Frame::SyncBegin { full });
+        l.sent += 1;
+        l.inflight.push_back((Inflight::Marker, ms));
+        if full {
+            c.resyncs_full.fetch_add(1, Ordering::Relaxed);
+            self.synced_run = None;
+            // The walk covers every key the outbox holds.
+            self.inner.outbox.clear();
+            l.walk = Some(WalkCursor::default());
+        } else {
+            c.resyncs_partial.fetch_add(1, Ordering::Relaxed);
+            l.send(&Frame::SyncEnd);
+            l.sent += 1;
+            l.inflight.push_back((Inflight::Marker, ms));
+        }
+    }
+
+    fn close(&mut self, t: usize, (code, detail): CloseReason) {
+        if !self.conns.contains(t) {
+            return;
+        }
+        let mut l = self.conns.remove(t);
+        // Best effort: a Goodbye queued for the peer goes out first.
+        if l.phase != Phase::Connecting {
+            let _ = flush_tx(&mut l, &self.inner);
+        }
+        let _ = self.poll.registry().deregister(&mut l.sock);
+        let was_active = self.active == Some(t);
+        if self.dialing == Some(t) {
+            self.dialing = None;
+            if !was_active {
+                self.retry_later();
+            }
+        }
+        if code != "shutdown" && code != "replaced" && code != "duplicate_link" {
+            self.inner.set_error(code);
+        }
+        if was_active {
+            self.active = None;
+            // What the peer did not acknowledge goes back to the outbox.
+            for (what, _) in l.inflight.drain(..) {
+                match what {
+                    Inflight::Key(k) => self.inner.outbox.push(&k, now_ms()),
+                    Inflight::Flush(f) => self.inner.outbox.push_flush(f),
+                    Inflight::Walk | Inflight::SyncEnd(_) | Inflight::Marker => {}
+                }
+            }
+            if code != "shutdown" && code != "replaced" {
+                tracing::warn!("replication: link to {} lost: {detail}", l.addr);
+            }
+            if code != "replaced" {
+                self.retry_later();
+            }
+            self.inner.outbox.pause();
+            self.publish_state();
+        } else {
+            tracing::debug!("replication: connection {} closed: {detail}", l.addr);
+        }
+    }
+
+    // ----- time -----
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        let mut to_close = Vec::new();
+        let hb = self.cfg.heartbeat;
+        let timeout = self.cfg.peer_timeout;
+        let hlc = exec::current_version(self.shared());
+        for (t, l) in self.conns.iter_mut() {
+            match l.phase {
+                Phase::Connecting | Phase::Handshake => {
+                    if now.duration_since(l.opened) > HANDSHAKE_DEADLINE {
+                        to_close.push((t, ("handshake_timeout", "handshake timed out".into())));
+                    }
+                }
+                Phase::Linked => {
+                    if now.duration_since(l.last_rx) > timeout {
+                        to_close.push((
+                            t,
+                            (
+                                "peer_timeout",
+                                format!("no frame from the peer for {} ms", timeout.as_millis()),
+                            ),
+                        ));
+                    } else if now.duration_since(l.last_ping) >= hb {
+                        l.last_ping = now;
+                        l.ping_seq += 1;
+                        let nonce = l.ping_seq;
+                        l.send(&Frame::Ping { nonce, hlc });
+                    }
+                }
+            }
+        }
+        for (t, r) in to_close {
+            if r.0 == "handshake_timeout" {
+                if let Some(l) = self.conns.get(t) {
+                    if !l.outgoing && l.peer.is_none() {
+                        // A connector that never said hello.
+                        self.inner
+                            .counters
+                            .strangers_refused
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            self.close(t, r);
+        }
+        if self.active.is_none()
+            && self.dialing.is_none()
+            && now >= self.next_dial
+            && !self.inner.stop.load(Ordering::Acquire)
+        {
+            self.dial();
+        }
+        if self.active.is_none() {
+            self.inner.set_state(if self.dialing.is_some() {
+                LinkState::Connecting
+            } else {
+                LinkState::Disconnected
+            });
+        }
+    }
+
+    fn publish_state(&self) {
+        let p = &self.inner.published;
+        match self.active.and_then(|a| self.conns.get(a)) {
+            Some(l) => {
+                let syncing = l.walk.is_some() || l.peer_syncing;
+                p.sync_in_progress.store(syncing, Ordering::Relaxed);
+                self.inner.set_state(if syncing {
+                    LinkState::Syncing
+                } else {
+                    LinkState::Linked
+                });
+                p.inflight.store(l.inflight.len() as u64, Ordering::Relaxed);
+                p.oldest_inflight_ms
+                    .store(l.inflight.front().map_or(0, |e| e.1), Ordering::Relaxed);
+            }
+            None => {
+                p.sync_in_progress.store(false, Ordering::Relaxed);
+                p.inflight.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    // ----- sending -----
+
+    /// Produces records for the link while it has room, then writes.
+    fn pump(&mut self) {
+        let Some(t) = self.active else {
+            self.inner.outbox.pause();
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        let outbox = &inner.outbox;
+        let shared = &inner.shared;
+        let counters = &inner.counters;
+        let peer_max = self.conns[t]
+            .peer
+            .map_or(usize::MAX, |p| p.item_size_max as usize);
+        if self.conns[t].phase != Phase::Linked {
+            return;
+        }
+        if outbox.take_overflow() {
+            tracing::warn!(
+                "replication: the outbox overflowed (-q / --repl-outbox-bytes); \
+                 resyncing the whole store"
+            );
+            self.start_sync(t, true);
+        }
+        let l = &mut self.conns[t];
+        let ms = now_ms();
+        for f in outbox.take_flushes() {
+            l.send(&Frame::Flush {
+                version: f.version,
+                at: f.at,
+            });
+            l.sent += 1;
+            l.inflight.push_back((Inflight::Flush(f), ms));
+            counters.records_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut keys = std::mem::take(&mut self.scratch);
+        let mut walk_done = false;
+        let mut armed = false;
+        let mut rounds = 0;
+        self.send_more = false;
+        loop {
+            if l.pending_tx() >= TX_HIGH_WATER {
+                // Write what is there and go on while the socket takes it
+                // (no event comes for a socket that never stopped being
+                // writable), a few rounds per turn of the loop.
+                if let Err(e) = flush_tx(l, &self.inner) {
+                    self.scratch = keys;
+                    self.close(t, ("io_error", format!("write: {e}")));
+                    return;
+                }
+                rounds += 1;
+                if l.blocked || rounds >= 8 {
+                    self.send_more = !l.blocked;
+                    break;
+                }
+            }
+            if l.inflight.len() >= WINDOW || l.blocked {
+                break;
+            }
+            let mut progressed = false;
+            keys.clear();
+            if outbox.pop_batch(&mut self.pop_cursor, OUTBOX_BATCH, &mut keys) > 0 {
+                progressed = true;
+                for key in keys.drain(..) {
+                    let sent = exec::export(shared, &key, |e| {
+                        encode_exported(&mut l.tx, e, peer_max, counters)
+                    });
+                    if sent.is_some() {
+                        l.sent += 1;
+                        l.inflight.push_back((Inflight::Key(key), ms));
+                        counters.records_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if let Some(cur) = l.walk.as_mut() {
+                progressed = true;
+                let mut n = 0u64;
+                let tx = &mut l.tx;
+                let done = exec::walk(shared, cur, WALK_BUDGET, |e| {
+                    encode_exported(tx, e, peer_max, counters);
+                    n += 1;
+                });
+                for _ in 0..n {
+                    l.inflight.push_back((Inflight::Walk, ms));
+                }
+                l.sent += n;
+                counters.records_sent.fetch_add(n, Ordering::Relaxed);
+                if done {
+                    l.walk = None;
+                    walk_done = true;
+                    l.send(&Frame::SyncEnd);
+                    l.sent += 1;
+                    let run = l.peer.map_or(0, |p| p.run);
+                    l.inflight.push_back((Inflight::SyncEnd(run), ms));
+                }
+            }
+            if !progressed {
+                if armed {
+                    break;
+                }
+                // Arm before the last look so a key pushed right now
+                // wakes us instead of waiting for the next tick.
+                outbox.arm();
+                armed = true;
+                if outbox.is_empty() {
+                    break;
+                }
+            }
+        }
+        self.scratch = keys;
+        if l.pending_tx() >= TX_HIGH_WATER || l.inflight.len() >= WINDOW || l.blocked {
+            outbox.pause();
+        }
+        if let Err(e) = flush_tx(l, &self.inner) {
+            self.close(t, ("io_error", format!("write: {e}")));
+            return;
+        }
+        if walk_done {
+            tracing::info!("replication: full sync sent to the peer");
+        }
+        self.publish_state();
+    }
+}
+
+/// Appends the record for an exported state. Returns false when nothing
+/// was sent.
+fn encode_exported(
+    tx: &mut Vec<u8>,
+    e: Exported<'_>,
+    peer_item_max: usize,
+    counters: &super::Counters,
+) {
+    match e {
+        Exported::Item {
+            key,
+            value,
+            flags,
+            exptime,
+            version,
+            stale,
+        } => {
+            if exec::item_size(key.len(), value.len(), flags, true) as usize > peer_item_max {
+                // The peer would refuse it: make it drop its older copy
+                // instead of serving it, and say so.
+                counters.too_large_for_peer.fetch_add(1, Ordering::Relaxed);
+                frame::encode(&Frame::Delete { version, key }, tx);
+            } else {
+                frame::encode(
+                    &Frame::Item {
+                        version,
+                        flags,
+                        exptime,
+                        stale,
+                        key,
+                        value,
+                    },
+                    tx,
+                );
+            }
+        }
+        Exported::Tombstone { key, version } => {
+            frame::encode(&Frame::Delete { version, key }, tx);
+        }
+    }
+}
+
+/// Writes what the link has pending until the socket would block.
+fn flush_tx(l: &mut Link, inner: &Inner) -> io::Result<()> {
+    if l.phase == Phase::Connecting {
+        return Ok(());
+    }
+    while l.tx_off < l.tx.len() {
+        match l.sock.write(&l.tx[l.tx_off..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote 0")),
+            Ok(n) => {
+                l.tx_off += n;
+                inner
+                    .counters
+                    .bytes_sent
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                l.blocked = true;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    if l.tx_off == l.tx.len() {
+        l.tx.clear();
+        l.tx_off = 0;
+        if l.tx.capacity() > 4 * TX_HIGH_WATER {
+            l.tx.shrink_to(TX_HIGH_WATER);
+        }
+    } else if l.tx_off > TX_HIGH_WATER {
+        l.tx.drain(..l.tx_off);
+        l.tx_off = 0;
+    }
+    Ok(())
+}
