@@ -1916,6 +1916,50 @@ fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
 }
 
 #[test]
+fn secret_file_readable_by_others_is_refused() {
+    let _g = serial();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("secretmode");
+    let sf = dir.secret("loose.secret", SECRET);
+    std::fs::set_permissions(&sf, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (port, rport, nobody) = (free_port(), free_port(), free_port());
+    let mut node = Node::spawn(
+        "loose",
+        port,
+        rport,
+        vec![
+            "-x".into(),
+            format!("127.0.0.1:{nobody}"),
+            "--repl-secret-file".into(),
+            sf.to_string_lossy().into_owned(),
+            "--repl-sync-timeout".into(),
+            "1".into(),
+        ],
+        dir.path().join("loose.log"),
+    );
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = node.exited() {
+            break Some(st);
+        }
+        if t0.elapsed() > Duration::from_secs(5) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let log = node.log_tail(5);
+    eprintln!("secret file 0644: exit {status:?}; log: {log}");
+    let status = status
+        .unwrap_or_else(|| panic!("a node with a 0644 secret file kept running; log:\n{log}"));
+    assert!(!status.success(), "exit status {status:?}");
+    assert!(!node.answers());
+    assert!(
+        log.contains("loose.secret"),
+        "the refusal does not name the file: {log}"
+    );
+}
+
+#[test]
 fn different_secrets_never_link() {
     let _g = serial();
     let dir = TempDir::new("secrets");
@@ -1975,6 +2019,110 @@ fn different_secrets_never_link() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(pair.b.conn().get("lonely"), None);
     pair.a.kill9();
+}
+
+/// True if `port` can be bound on `host` right now.
+fn free_on(host: [u8; 4], port: u16) -> bool {
+    TcpListener::bind(SocketAddr::from((host, port))).is_ok()
+}
+
+#[test]
+fn repcached_style_pair_on_two_loopback_addresses() {
+    // the README's one-host deployment: the same ports on 127.0.0.1 and
+    // 127.0.0.2, -x without a port (it defaults to our own -X), no --node-id
+    let _g = serial();
+    let dir = TempDir::new("addrs");
+    let (port, rport) = loop {
+        let (p, r) = (free_port(), free_port());
+        if p != r && free_on([127, 0, 0, 2], p) && free_on([127, 0, 0, 2], r) {
+            break (p, r);
+        }
+    };
+    let mut a = Node::spawn_on(
+        "A",
+        [127, 0, 0, 1],
+        port,
+        rport,
+        vec!["-x".into(), "127.0.0.2".into()],
+        dir.path().join("a.log"),
+    );
+    let mut b = Node::spawn_on(
+        "B",
+        [127, 0, 0, 2],
+        port,
+        rport,
+        vec!["-x".into(), "127.0.0.1".into()],
+        dir.path().join("b.log"),
+    );
+    let logs =
+        |a: &Node, b: &Node| format!("A log:\n{}\nB log:\n{}", a.log_tail(20), b.log_tail(20));
+    assert!(
+        a.wait_ready(Duration::from_secs(20)),
+        "A not ready\n{}",
+        logs(&a, &b)
+    );
+    assert!(
+        b.wait_ready(Duration::from_secs(20)),
+        "B not ready\n{}",
+        logs(&a, &b)
+    );
+    let linked = common::eventually(Duration::from_secs(5), || {
+        a.stats_repl().get("repl_state").map(String::as_str) == Some("linked")
+            && b.stats_repl().get("repl_state").map(String::as_str) == Some("linked")
+    });
+    let (sa, sb) = (a.stats_repl(), b.stats_repl());
+    eprintln!(
+        "two addresses: A peer {:?} node {:?}/{:?}; B peer {:?} node {:?}/{:?}",
+        sa.get("repl_peer"),
+        sa.get("repl_node_id"),
+        sa.get("repl_peer_node_id"),
+        sb.get("repl_peer"),
+        sb.get("repl_node_id"),
+        sb.get("repl_peer_node_id")
+    );
+    assert!(
+        linked,
+        "no link between 127.0.0.1 and 127.0.0.2\n{}",
+        logs(&a, &b)
+    );
+    assert_ne!(
+        sa.get("repl_node_id"),
+        sb.get("repl_node_id"),
+        "the two nodes derived the same node id (no tie-break)"
+    );
+    // both directions, and concurrent writes of the same keys
+    let ks = keys("twohost", 0..200);
+    std::thread::scope(|s| {
+        for (tag, node) in [("A", &a), ("B", &b)] {
+            let ks = &ks;
+            s.spawn(move || {
+                let items: Vec<_> = ks
+                    .iter()
+                    .map(|k| (k.clone(), 0, format!("{tag}-{k}").into_bytes()))
+                    .collect();
+                set_all(&mut node.conn(), &items);
+            });
+        }
+    });
+    let t0 = Instant::now();
+    let mut differ = Vec::new();
+    while t0.elapsed() < Duration::from_secs(3) {
+        let ia = a.conn().gets_many(&ks);
+        let ib = b.conn().gets_many(&ks);
+        differ = common::pair::diff(&ks, &ia, &ib);
+        if differ.is_empty() && ia.len() == ks.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        differ.is_empty(),
+        "{} keys differ: {:?}",
+        differ.len(),
+        &differ[..differ.len().min(5)]
+    );
+    a.kill9();
+    b.kill9();
 }
 
 // ------------------------------------------------------ initial sync timeout

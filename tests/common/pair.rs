@@ -74,6 +74,8 @@ impl Drop for TempDir {
 /// One twincache process (possibly not running: killed, or not yet started).
 pub struct Node {
     pub name: &'static str,
+    /// The `-l` address (127.0.0.1 unless spawned with `spawn_on`).
+    pub host: [u8; 4],
     pub port: u16,
     pub repl_port: u16,
     pub args: Vec<String>,
@@ -107,8 +109,21 @@ impl Node {
         args: Vec<String>,
         log: PathBuf,
     ) -> Node {
+        Self::spawn_on(name, [127, 0, 0, 1], port, repl_port, args, log)
+    }
+
+    /// As `spawn`, listening on `host` (any 127/8 address works on Linux).
+    pub fn spawn_on(
+        name: &'static str,
+        host: [u8; 4],
+        port: u16,
+        repl_port: u16,
+        args: Vec<String>,
+        log: PathBuf,
+    ) -> Node {
         let mut n = Node {
             name,
+            host,
             port,
             repl_port,
             args,
@@ -133,7 +148,7 @@ impl Node {
         cmd.arg("-p")
             .arg(self.port.to_string())
             .arg("-l")
-            .arg("127.0.0.1")
+            .arg(std::net::Ipv4Addr::from(self.host).to_string())
             .arg("-X")
             .arg(self.repl_port.to_string());
         if is_root() {
@@ -168,7 +183,7 @@ impl Node {
 
     /// True when the client port answers `version` (one probe).
     pub fn answers(&self) -> bool {
-        probe_version(self.port)
+        probe_version_at(self.addr())
     }
 
     /// Probes `version` until it answers (true), the process exits or the
@@ -188,7 +203,12 @@ impl Node {
     }
 
     pub fn conn(&self) -> Conn {
-        Conn::connect(self.port)
+        Conn::connect_to(self.addr())
+    }
+
+    /// The client address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.host, self.port))
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) -> bool {
@@ -247,7 +267,7 @@ impl Node {
     }
 
     pub fn stats(&self, arg: &str) -> HashMap<String, String> {
-        match Conn::try_connect(self.port, Duration::from_secs(1)) {
+        match Conn::try_connect_to(self.addr(), Duration::from_secs(1)) {
             Some(mut c) => c.stats(arg),
             None => HashMap::new(),
         }
@@ -269,7 +289,11 @@ impl Drop for Node {
 
 /// One `version` probe with short timeouts.
 pub fn probe_version(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    probe_version_at(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// One `version` probe of `addr`.
+pub fn probe_version_at(addr: SocketAddr) -> bool {
     let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
@@ -302,7 +326,15 @@ impl Conn {
     }
 
     pub fn try_connect(port: u16, timeout: Duration) -> Option<Conn> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Self::try_connect_to(SocketAddr::from(([127, 0, 0, 1], port)), timeout)
+    }
+
+    pub fn connect_to(addr: SocketAddr) -> Conn {
+        Self::try_connect_to(addr, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("connect to {addr}"))
+    }
+
+    pub fn try_connect_to(addr: SocketAddr, timeout: Duration) -> Option<Conn> {
         let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         s.set_nodelay(true).ok()?;
