@@ -2191,6 +2191,167 @@ fn unreachable_peer_opens_after_sync_timeout() {
         assert!(plain.contains_key(k), "plain stats lacks {k}");
     }
 }
+// ------------------------------------------------------------- soak
+
+/// xorshift64*: a small deterministic generator for the soak.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One random operation on `c`; panics on a reply no client should see.
+fn random_op(c: &mut Conn, rng: &mut Rng, side: &str, seq: u64) {
+    let k = format!("rnd:{}", rng.below(300));
+    let ctr = format!("ctr:{}", rng.below(20));
+    // flush_all about once in 50,000 operations: often enough to cross
+    // faults, rarely enough that the keys hold data at the end
+    let roll = match rng.below(1000) {
+        999 if rng.below(50) != 0 => 930,
+        r => r,
+    };
+    let ok: &[&str] = match roll {
+        0..=549 => {
+            let v = format!("{side}-{seq}");
+            let r = c.set(&k, rng.below(1 << 16) as u32, v.as_bytes());
+            assert_eq!(r, "STORED", "set {k}");
+            return;
+        }
+        550..=749 => {
+            let r = c.delete(&k);
+            assert!(r == "DELETED" || r == "NOT_FOUND", "delete {k}: {r}");
+            return;
+        }
+        750..=849 => {
+            let r = c.store("append", &k, 0, 0, b"+");
+            assert!(r == "STORED" || r == "NOT_STORED", "append {k}: {r}");
+            return;
+        }
+        850..=929 => {
+            let r = c.cmd(&format!("incr {ctr} 1\r\n"));
+            if r == "NOT_FOUND" {
+                let r = c.store("add", &ctr, 0, 0, b"0");
+                assert!(r == "STORED" || r == "NOT_STORED", "add {ctr}: {r}");
+            } else {
+                assert!(r.parse::<u64>().is_ok(), "incr {ctr}: {r}");
+            }
+            return;
+        }
+        930..=979 => &["TOUCHED", "NOT_FOUND"],
+        980..=998 => &["DELETED", "NOT_FOUND"],
+        _ => &["OK"],
+    };
+    let r = match roll {
+        930..=979 => c.cmd(&format!("touch {k} 3600\r\n")),
+        980..=998 => c.delete(&ctr),
+        _ => c.cmd("flush_all\r\n"),
+    };
+    assert!(ok.contains(&r.as_str()), "unexpected reply {r}");
+}
+
+#[test]
+fn random_ops_under_random_faults_converge() {
+    let _g = serial();
+    let seed: u64 = std::env::var("TWINCACHE_SOAK_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        });
+    eprintln!("soak seed {seed} (TWINCACHE_SOAK_SEED={seed} to replay the same choices)");
+    let pair = linked_pair(
+        &["--repl-backoff-max-ms", "300"],
+        &["--repl-backoff-max-ms", "300"],
+    );
+    let run = Duration::from_secs(8);
+    let t0 = Instant::now();
+    let ops = AtomicU64::new(0);
+    let mut faults = Vec::new();
+    std::thread::scope(|s| {
+        for (i, (side, node)) in [("A", &pair.a), ("B", &pair.b)].into_iter().enumerate() {
+            let ops = &ops;
+            s.spawn(move || {
+                let mut rng = Rng(seed.wrapping_add(i as u64 + 1) | 1);
+                let mut c = node.conn();
+                let mut seq = 0;
+                while t0.elapsed() < run {
+                    random_op(&mut c, &mut rng, side, seq);
+                    seq += 1;
+                }
+                ops.fetch_add(seq, Ordering::SeqCst);
+            });
+        }
+        let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+        while t0.elapsed() < run {
+            let f = rng.below(5);
+            match f {
+                0 => pair.pass(),
+                1 => pair.cut(),
+                2 => pair.blackhole(),
+                3 => pair.delay(Duration::from_millis(20)),
+                _ => pair.throttle(64 * 1024),
+            }
+            faults.push(["pass", "cut", "blackhole", "delay", "throttle"][f as usize]);
+            std::thread::sleep(Duration::from_millis(200 + rng.below(600)));
+        }
+    });
+    pair.pass();
+    let t_heal = Instant::now();
+    let relink = pair
+        .wait_linked(Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "seed {seed}: no link 10 s after the faults ended\n{}",
+                pair.report()
+            )
+        });
+    let mut all = keys("rnd", 0..300);
+    all.extend(keys("ctr", 0..20));
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", pair.report()));
+    let (sa, sb) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
+    let present = pair.snapshot(&all).0.len();
+    eprintln!(
+        "soak: {present} of {} keys hold a value at the end",
+        all.len()
+    );
+    assert!(
+        present > 30,
+        "too few keys survived to make the comparison mean anything"
+    );
+    eprintln!(
+        "soak: {} ops in {:?} under faults {:?}; linked {:.0} ms and converged {:.0} ms after healing (total {:.0} ms); links A {} B {}; resyncs full {} {}, partial {} {}; conflicts {} {}",
+        ops.load(Ordering::SeqCst),
+        run,
+        faults,
+        ms(relink),
+        ms(conv),
+        ms(t_heal.elapsed()),
+        num(&sa, "repl_links_established"),
+        num(&sb, "repl_links_established"),
+        num(&sa, "repl_resyncs_full"),
+        num(&sb, "repl_resyncs_full"),
+        num(&sa, "repl_resyncs_partial"),
+        num(&sb, "repl_resyncs_partial"),
+        num(&sa, "repl_conflicts"),
+        num(&sb, "repl_conflicts")
+    );
+}
+
 // ------------------------------------------------------- figures (ignored)
 
 /// Resync speed and client latency during a resync, for the note. Not run by
