@@ -1419,6 +1419,161 @@ fn causally_later_writes_win_on_both() {
     );
 }
 
+/// The remaining TTL `mg KEY t` shows on `n` (-1: none); None if missing.
+fn ttl_of(n: &Node, key: &str) -> Option<i64> {
+    let l = n.conn().cmd(&format!("mg {key} t\r\n"));
+    if l == "EN" {
+        return None;
+    }
+    l.split(' ')
+        .find_map(|f| f.strip_prefix('t').and_then(|v| v.parse().ok()))
+        .or_else(|| panic!("mg {key} t on {}: {l}", n.name))
+}
+
+#[test]
+fn expiry_meta_touch_and_invalidation_replicate() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let (a, b) = (&pair.a, &pair.b);
+
+    // an absolute expiry travels with the item, and both nodes expire it
+    let t_set = Instant::now();
+    assert_eq!(ca.store("set", "ex", 0, 2, b"short"), "STORED");
+    await_value(b, "ex", Some(b"short"), "set with exptime 2");
+    let ttl = ttl_of(b, "ex");
+    assert!(matches!(ttl, Some(1..=2)), "TTL on B: {ttl:?}");
+
+    // mg with T is a touch
+    assert_eq!(ca.set("mt", 0, b"m"), "STORED");
+    await_value(b, "mt", Some(b"m"), "set");
+    ca.send(b"mg mt T500 v\r\n");
+    assert_eq!(ca.line(), "VA 1");
+    assert_eq!(ca.line(), "m");
+    assert!(
+        common::eventually(Duration::from_secs(2), || matches!(
+            ttl_of(b, "mt"),
+            Some(490..=500)
+        )),
+        "mg T500 on A did not reach B: TTL there {:?}",
+        ttl_of(b, "mt")
+    );
+
+    // md with I marks the item stale instead of deleting it
+    assert_eq!(ca.set("inv", 0, b"i"), "STORED");
+    await_value(b, "inv", Some(b"i"), "set");
+    assert_eq!(ca.cmd("md inv I T30\r\n"), "HD");
+    let stale_on_b = || {
+        let l = b.conn().cmd("mg inv t\r\n");
+        l.split(' ').any(|f| f == "X")
+    };
+    assert!(
+        common::eventually(Duration::from_secs(2), stale_on_b),
+        "md I on A: B does not show the item as stale: {}",
+        b.conn().cmd("mg inv t\r\n")
+    );
+
+    // the short item expires on both, and stays gone
+    std::thread::sleep(Duration::from_millis(2600).saturating_sub(t_set.elapsed()));
+    assert_eq!(a.conn().get("ex"), None, "expired on A");
+    await_value(b, "ex", None, "expiry");
+    let ks: Vec<String> = ["ex", "mt"].iter().map(|s| s.to_string()).collect();
+    pair.wait_converged(&ks, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+}
+
+#[test]
+fn writes_that_expire_at_once_remove_the_key_on_both() {
+    // `set k 0 -1 n`, `touch k -1`, `gat -1 k`, `ms k S T-1` leave the key
+    // expired at once: gone for clients of A, and it must be gone on B too
+    // (else B serves the old value for good: expiry is local, but these are
+    // client writes)
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let ks: Vec<String> = ["neg-set", "neg-touch", "neg-gat", "neg-ms"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for k in &ks {
+        assert_eq!(ca.set(k, 0, b"old"), "STORED");
+    }
+    for k in &ks {
+        await_value(&pair.b, k, Some(b"old"), "set");
+    }
+    assert_eq!(ca.store("set", "neg-set", 0, -1, b"new"), "STORED");
+    assert_eq!(ca.cmd("touch neg-touch -1\r\n"), "TOUCHED");
+    ca.send(b"gat -1 neg-gat\r\n");
+    assert_eq!(ca.line(), "VALUE neg-gat 0 3");
+    assert_eq!(ca.line(), "old");
+    assert_eq!(ca.line(), "END");
+    assert_eq!(ca.cmd("ms neg-ms 3 T-1\r\nnew\r\n"), "HD");
+    for k in &ks {
+        assert_eq!(ca.get(k), None, "{k} still on A");
+    }
+    let mut cb = pair.b.conn();
+    let t0 = Instant::now();
+    let mut left: Vec<String> = ks.clone();
+    while !left.is_empty() && t0.elapsed() < Duration::from_secs(3) {
+        left.retain(|k| cb.get(k).is_some());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sa = pair.stats_repl(Side::A);
+    eprintln!(
+        "expired-at-once writes: still on B after 3 s: {left:?}; A records_sent {}",
+        num(&sa, "repl_records_sent")
+    );
+    assert!(
+        left.is_empty(),
+        "B still serves the old value of {left:?}, removed on A by an expired-at-once write"
+    );
+}
+
+#[test]
+fn large_values_cross_a_slow_link() {
+    let _g = serial();
+    let pair = linked_pair(&["-m", "128"], &["-m", "128"]);
+    pair.throttle(4 * 1024 * 1024);
+    let big = |tag: u8, i: usize| -> Vec<u8> {
+        (0..500 * 1024)
+            .map(|j| b'a' + ((j + i + tag as usize) % 26) as u8)
+            .collect()
+    };
+    let ka = keys("biga", 0..10);
+    let kb = keys("bigb", 0..10);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut c = pair.a.conn();
+            for (i, k) in ka.iter().enumerate() {
+                assert_eq!(c.set(k, 1, &big(1, i)), "STORED");
+            }
+        });
+        s.spawn(|| {
+            let mut c = pair.b.conn();
+            for (i, k) in kb.iter().enumerate() {
+                assert_eq!(c.set(k, 2, &big(2, i)), "STORED");
+            }
+        });
+    });
+    let all: Vec<String> = ka.iter().chain(&kb).cloned().collect();
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let (a, _) = pair.snapshot(&all);
+    for (i, k) in ka.iter().enumerate() {
+        assert_eq!(value_of(&a, k), Some(big(1, i)), "{k}");
+    }
+    for (i, k) in kb.iter().enumerate() {
+        assert_eq!(value_of(&a, k), Some(big(2, i)), "{k}");
+    }
+    eprintln!(
+        "large values: 20 x 500 KiB over a 4 MiB/s link converged {:.0} ms after the writes ({:.0} ms in all)",
+        ms(conv),
+        ms(t0.elapsed())
+    );
+}
+
 #[test]
 fn flush_all_across_nodes() {
     let _g = serial();
