@@ -1768,6 +1768,110 @@ fn value_too_large_for_the_peer_is_reported_not_fatal() {
     assert_eq!(pair.state(Side::A), "linked");
 }
 
+#[test]
+fn odd_shapes_and_noreply_replicate() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let long_key = "k".repeat(250);
+    let utf8_key = "ключ-キー".to_string();
+    assert_eq!(ca.set(&long_key, 1, b"long key"), "STORED");
+    assert_eq!(ca.set(&utf8_key, 2, b"utf-8 key"), "STORED");
+    assert_eq!(ca.set("empty", 4_294_967_295, b""), "STORED");
+    assert_eq!(ca.set("wrap", 0, b"18446744073709551615"), "STORED");
+    assert_eq!(ca.cmd("incr wrap 1\r\n"), "0");
+    // noreply forms: no answer, but the write happens and replicates
+    ca.send(b"set nr 5 0 2 noreply\r\nnr\r\n");
+    ca.send(b"set nrdel 0 0 1 noreply\r\nx\r\n");
+    ca.send(b"delete nrdel noreply\r\n");
+    ca.send(b"set nrinc 0 0 1 noreply\r\n7\r\n");
+    ca.send(b"incr nrinc 3 noreply\r\n");
+    ca.send(b"append nr 0 0 1 noreply\r\n+\r\n");
+    ca.send(b"ms nrms 2 q\r\nmq\r\n");
+    assert_eq!(ca.cmd("mn\r\n"), "MN");
+    let ks: Vec<String> = [
+        long_key.as_str(),
+        utf8_key.as_str(),
+        "empty",
+        "wrap",
+        "nr",
+        "nrdel",
+        "nrinc",
+        "nrms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    pair.wait_converged(&ks, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let (_, b) = pair.snapshot(&ks);
+    let v = |k: &str| {
+        b.get(k)
+            .map(|i| (i.flags, String::from_utf8_lossy(&i.value).into_owned()))
+    };
+    assert_eq!(v(&long_key), Some((1, "long key".into())));
+    assert_eq!(v(&utf8_key), Some((2, "utf-8 key".into())));
+    assert_eq!(v("empty"), Some((4_294_967_295, String::new())));
+    assert_eq!(
+        v("wrap").map(|(_, s)| s.trim_end().to_string()),
+        Some("0".into())
+    );
+    assert_eq!(v("nr"), Some((5, "nr+".into())));
+    assert_eq!(v("nrdel"), None);
+    assert_eq!(
+        v("nrinc").map(|(_, s)| s.trim_end().to_string()),
+        Some("10".into())
+    );
+    assert_eq!(v("nrms"), Some((0, "mq".into())));
+}
+
+#[test]
+fn delayed_flush_all_across_nodes() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    assert_eq!(ca.set("early-a", 0, b"a"), "STORED");
+    assert_eq!(cb.set("early-b", 0, b"b"), "STORED");
+    await_value(&pair.b, "early-a", Some(b"a"), "set");
+    await_value(&pair.a, "early-b", Some(b"b"), "set");
+    let t0 = Instant::now();
+    assert_eq!(ca.cmd("flush_all 2\r\n"), "OK");
+    std::thread::sleep(Duration::from_millis(300));
+    // not yet
+    assert_eq!(
+        cb.get("early-a").as_deref(),
+        Some(&b"a"[..]),
+        "B flushed before the time"
+    );
+    assert_eq!(
+        ca.get("early-b").as_deref(),
+        Some(&b"b"[..]),
+        "A flushed before the time"
+    );
+    // after the time both are empty of what was there before it
+    std::thread::sleep(Duration::from_millis(3200).saturating_sub(t0.elapsed()));
+    for (n, k) in [
+        (&pair.a, "early-a"),
+        (&pair.a, "early-b"),
+        (&pair.b, "early-a"),
+        (&pair.b, "early-b"),
+    ] {
+        assert_eq!(
+            n.conn().get(k),
+            None,
+            "{k} survived a delayed flush_all on {}",
+            n.name
+        );
+    }
+    // and keys set after it live on both
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(cb.set("late-b", 0, b"late"), "STORED");
+    await_value(&pair.a, "late-b", Some(b"late"), "set after the flush time");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ca.get("late-b").as_deref(), Some(&b"late"[..]));
+}
+
 // ------------------------------------------------------------- strangers
 
 /// Connects to `to` from `from` (any 127/8 address works on loopback).
