@@ -1170,6 +1170,83 @@ fn throttled_link_bounded_outbox_then_resync() {
     );
 }
 
+#[test]
+fn outbox_byte_bound_and_tombstone_ttl() {
+    let _g = serial();
+    let cap = 100 * 1024u64;
+    let flags = ["--repl-outbox-bytes", "100k", "--repl-tombstone-ttl", "1"];
+    let pair = linked_pair(&flags, &flags);
+    pair.throttle(64 * 1024);
+    let stop = AtomicBool::new(false);
+    let peak = AtomicU64::new(0);
+    // 12 MB: more than the socket buffers on the way can absorb
+    let ks = keys("obb", 0..12_000);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                let st = pair.stats_repl(Side::A);
+                peak.fetch_max(num(&st, "repl_outbox_bytes"), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let val = vec![b'o'; 1000];
+        set_all(
+            &mut pair.a.conn(),
+            &ks.iter()
+                .map(|k| (k.clone(), 0, val.clone()))
+                .collect::<Vec<_>>(),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let sa = pair.stats_repl(Side::A);
+    eprintln!(
+        "outbox bytes cap 100k: peak repl_outbox_bytes {} , overflows {}",
+        peak.load(Ordering::SeqCst),
+        num(&sa, "repl_outbox_overflows")
+    );
+    assert!(
+        num(&sa, "repl_outbox_overflows") > 0,
+        "12 MB through a 100 kB outbox without overflow"
+    );
+    assert!(
+        peak.load(Ordering::SeqCst) <= cap + 2048,
+        "outbox held {} bytes with --repl-outbox-bytes 100k",
+        peak.load(Ordering::SeqCst)
+    );
+    pair.pass();
+    pair.wait_converged(&ks, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+
+    // tombstones: counted, then dropped after --repl-tombstone-ttl 1
+    delete_all(&mut pair.a.conn(), &ks[..100]);
+    let t0 = Instant::now();
+    let most = common::eventually(Duration::from_secs(2), || {
+        num(&pair.stats_repl(Side::A), "repl_tombstones") >= 100
+            && num(&pair.stats_repl(Side::B), "repl_tombstones") >= 100
+    });
+    assert!(
+        most,
+        "100 deletes, tombstones A {} B {}",
+        num(&pair.stats_repl(Side::A), "repl_tombstones"),
+        num(&pair.stats_repl(Side::B), "repl_tombstones")
+    );
+    let gone = common::eventually(Duration::from_secs(8), || {
+        num(&pair.stats_repl(Side::A), "repl_tombstones") == 0
+            && num(&pair.stats_repl(Side::B), "repl_tombstones") == 0
+    });
+    eprintln!(
+        "tombstone ttl 1 s: tombstones gone on both after {:?} ms",
+        gone.then(|| ms(t0.elapsed()))
+    );
+    assert!(
+        gone,
+        "tombstones still held 8 s after deletes with --repl-tombstone-ttl 1"
+    );
+    pair.wait_converged(&ks, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+}
+
 // ------------------------------------------------------------ SIGSTOP peer
 
 #[test]
