@@ -675,6 +675,123 @@ fn kill9_restart_not_ready_until_synced_and_nothing_lost() {
     );
 }
 
+/// A set or delete over a raw stream that may die under us (the node is
+/// being killed): Ok(reply line) or Err.
+fn raw_op(s: &mut std::io::BufReader<TcpStream>, req: &[u8]) -> std::io::Result<String> {
+    use std::io::BufRead;
+    s.get_mut().write_all(req)?;
+    let mut l = String::new();
+    if s.read_line(&mut l)? == 0 {
+        return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "closed"));
+    }
+    Ok(l.trim_end().to_string())
+}
+
+#[test]
+fn repeated_kill9_of_one_node_under_writes_on_both() {
+    let _g = serial();
+    let mut pair = linked_pair(&[], &[]);
+    let stop = AtomicBool::new(false);
+    let a_ok = AtomicU64::new(0);
+    let a_failed = AtomicU64::new(0);
+    let b_ops = AtomicU64::new(0);
+    let a_addr = pair.a.addr();
+    let b_port = pair.b.port;
+    let ks = keys("rk", 0..300);
+    let mut restarts = Vec::new();
+    std::thread::scope(|s| {
+        // writer on A: reconnects whenever A goes away
+        s.spawn(|| {
+            let mut rng = Rng(0xa11ce);
+            let mut conn: Option<std::io::BufReader<TcpStream>> = None;
+            let mut seq = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let c = match conn.as_mut() {
+                    Some(c) => c,
+                    None => {
+                        match TcpStream::connect_timeout(&a_addr, Duration::from_millis(100)) {
+                            Ok(t) => {
+                                let _ = t.set_read_timeout(Some(Duration::from_secs(2)));
+                                conn = Some(std::io::BufReader::new(t));
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                        }
+                        continue;
+                    }
+                };
+                let k = &ks[rng.below(300) as usize];
+                seq += 1;
+                let req = if rng.below(4) == 0 {
+                    format!("delete {k}\r\n").into_bytes()
+                } else {
+                    let v = format!("A-{seq}");
+                    format!("set {k} 1 0 {}\r\n{v}\r\n", v.len()).into_bytes()
+                };
+                match raw_op(c, &req) {
+                    Ok(r) => {
+                        assert!(
+                            ["STORED", "DELETED", "NOT_FOUND"].contains(&r.as_str()),
+                            "A answered {r}"
+                        );
+                        a_ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => {
+                        a_failed.fetch_add(1, Ordering::SeqCst);
+                        conn = None;
+                    }
+                }
+            }
+        });
+        // writer on B: B stays up, every operation must succeed
+        s.spawn(|| {
+            let mut rng = Rng(0xb0b);
+            let mut c = Conn::connect(b_port);
+            let mut seq = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let k = &ks[rng.below(300) as usize];
+                if rng.below(4) == 0 {
+                    let r = c.delete(k);
+                    assert!(r == "DELETED" || r == "NOT_FOUND", "B: {r}");
+                } else {
+                    assert_eq!(c.set(k, 2, format!("B-{seq}").as_bytes()), "STORED");
+                }
+                seq += 1;
+                b_ops.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(1200));
+            pair.kill9_a();
+            std::thread::sleep(Duration::from_millis(300));
+            pair.restart_a();
+            let t = Instant::now();
+            let ready = pair.a.wait_ready(Duration::from_secs(20));
+            if !ready {
+                stop.store(true, Ordering::SeqCst);
+                panic!("A not ready 20 s after a restart\n{}", pair.report());
+            }
+            restarts.push(ms(t.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let relink = pair
+        .wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no link after the last restart\n{}", pair.report()));
+    let conv = pair
+        .wait_converged(&ks, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    eprintln!(
+        "repeated kill -9: A ready {restarts:?} ms after each restart; A ops ok {} failed {}, B ops {}; linked {:.0} ms, converged {:.0} ms after the writes",
+        a_ok.load(Ordering::SeqCst),
+        a_failed.load(Ordering::SeqCst),
+        b_ops.load(Ordering::SeqCst),
+        ms(relink),
+        ms(conv)
+    );
+    assert!(pair.b.running(), "B died");
+}
+
 // ----------------------------------------------------------- cut and heal
 
 #[test]
