@@ -246,17 +246,19 @@ fn proxy_self_test() {
         v
     };
     let (mut rtts, mut direct) = (rtts, direct);
-    let p99 = percentile(&mut rtts, 99.0);
+    let p50 = percentile(&mut rtts, 50.0);
     eprintln!(
         "proxy pass round trip (both ways through the proxy): p50 {:.3} ms p99 {:.3} ms; direct echo p50 {:.3} ms p99 {:.3} ms",
-        ms(percentile(&mut rtts, 50.0)),
-        ms(p99),
+        ms(p50),
+        ms(percentile(&mut rtts, 99.0)),
         ms(percentile(&mut direct, 50.0)),
         ms(percentile(&mut direct, 99.0))
     );
+    // the median: a proxy that waits on a poll interval or batches would
+    // show here; the tail mostly measures how busy the machine is
     assert!(
-        p99 < Duration::from_millis(2),
-        "the proxy itself adds {p99:?} (p99)"
+        p50 < Duration::from_millis(1),
+        "the proxy itself adds {p50:?} (median round trip)"
     );
 
     // delay: a round trip crosses the proxy twice
