@@ -2580,6 +2580,113 @@ fn repcached_style_pair_on_two_loopback_addresses() {
     b.kill9();
 }
 
+#[test]
+fn same_node_id_or_a_link_to_itself_never_links() {
+    let _g = serial();
+    // two nodes given the same --node-id: versions could tie, so no link
+    let mut pair = Pair::spawn_in(
+        TempDir::new("sameid"),
+        &["--node-id", "7", "--repl-sync-timeout", "1"],
+        &["--node-id", "7", "--repl-sync-timeout", "1"],
+    );
+    // (spawn_in adds --node-id 1 / 2 first; the later 7 wins if the last
+    // occurrence counts, which is how the other options behave)
+    assert!(
+        pair.a.wait_ready(Duration::from_secs(10)),
+        "A\n{}",
+        pair.report()
+    );
+    assert!(
+        pair.b.wait_ready(Duration::from_secs(10)),
+        "B\n{}",
+        pair.report()
+    );
+    let ids = (
+        pair.stats_repl(Side::A).get("repl_node_id").cloned(),
+        pair.stats_repl(Side::B).get("repl_node_id").cloned(),
+    );
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        assert_ne!(
+            pair.state(Side::A),
+            "linked",
+            "nodes with one node id {ids:?} linked"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sa = pair.stats_repl(Side::A);
+    eprintln!(
+        "same node id {ids:?}: links {}, last_error {:?}",
+        num(&sa, "repl_links_established"),
+        sa.get("repl_last_error")
+    );
+    assert_eq!(ids.0, ids.1, "the test meant both nodes to have node id 7");
+    assert_eq!(num(&sa, "repl_links_established"), 0);
+    pair.a.kill9();
+    pair.b.kill9();
+
+    // a node whose peer address leads back to itself (through a proxy, so
+    // the configuration cannot tell)
+    let dir = TempDir::new("selflink");
+    let (port, rport) = (free_port(), free_port());
+    let back = Proxy::start(SocketAddr::from(([127, 0, 0, 1], rport)));
+    let mut node = Node::spawn(
+        "self",
+        port,
+        rport,
+        vec![
+            "-x".into(),
+            format!("127.0.0.1:{}", back.port()),
+            "--repl-sync-timeout".into(),
+            "1".into(),
+        ],
+        dir.path().join("self.log"),
+    );
+    assert!(
+        node.wait_ready(Duration::from_secs(10)),
+        "{}",
+        node.log_tail(10)
+    );
+    assert_eq!(node.conn().set("mine", 0, b"x"), "STORED");
+    std::thread::sleep(Duration::from_secs(1));
+    let st = node.stats_repl();
+    eprintln!(
+        "link to itself: state {:?}, links {}, last_error {:?}, records applied {}, proxy connections {}",
+        st.get("repl_state"),
+        num(&st, "repl_links_established"),
+        st.get("repl_last_error"),
+        num(&st, "repl_records_applied"),
+        back.accepted()
+    );
+    assert!(
+        back.accepted() > 0,
+        "the node never dialed its peer address"
+    );
+    assert_ne!(
+        st.get("repl_state").map(String::as_str),
+        Some("linked"),
+        "linked to itself"
+    );
+    assert_eq!(
+        num(&st, "repl_records_applied"),
+        0,
+        "applied its own records"
+    );
+    assert!(node.running());
+}
+
+#[test]
+fn without_a_peer_plain_stats_has_no_repl_lines() {
+    // memcached's stats, unchanged, when replication is off
+    let _g = serial();
+    let solo = common::Server::start_bin(&common::pair::binary(), &[]);
+    let mut c = Conn::connect(solo.port);
+    let st = c.stats("");
+    let repl: Vec<_> = st.keys().filter(|k| k.starts_with("repl_")).collect();
+    assert!(repl.is_empty(), "repl_ lines without -x: {repl:?}");
+    assert!(st.contains_key("curr_items"), "not a stats reply: {st:?}");
+}
+
 // ------------------------------------------------------ initial sync timeout
 
 #[test]
