@@ -794,6 +794,58 @@ fn repeated_kill9_of_one_node_under_writes_on_both() {
     assert!(pair.b.running(), "B died");
 }
 
+#[test]
+fn resync_races_live_overwrites_and_deletes() {
+    // B comes back empty and syncs while A's clients keep overwriting and
+    // deleting the very keys being walked
+    let _g = serial();
+    let mut pair = linked_pair(&[], &[]);
+    let n = 100_000;
+    let pre: Vec<_> = (0..n)
+        .map(|i| (format!("race:{i}"), 0u32, format!("{i:0>100}").into_bytes()))
+        .collect();
+    set_all(&mut pair.a.conn(), &pre);
+    pair.b.kill9();
+    pair.b.respawn();
+    let stop = AtomicBool::new(false);
+    let writes = AtomicU64::new(0);
+    let ready_after = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = Rng(0x5eed);
+            let mut c = pair.a.conn();
+            let mut seq = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let k = format!("race:{}", rng.below(n as u64));
+                if rng.below(5) == 0 {
+                    let r = c.delete(&k);
+                    assert!(r == "DELETED" || r == "NOT_FOUND", "{r}");
+                } else {
+                    assert_eq!(c.set(&k, 1, format!("new-{seq}").as_bytes()), "STORED");
+                }
+                seq += 1;
+            }
+            writes.store(seq, Ordering::SeqCst);
+        });
+        let t = Instant::now();
+        let ready = pair.b.wait_ready(Duration::from_secs(30));
+        let after = t.elapsed();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+        assert!(ready, "B not ready 30 s after restart\n{}", pair.report());
+        after
+    });
+    let ks: Vec<String> = pre.iter().map(|p| p.0.clone()).collect();
+    let conv = pair
+        .wait_converged(&ks, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    eprintln!(
+        "resync race: B synced {n} keys in {:.0} ms while A took {} overwrites/deletes of them; converged {:.0} ms after",
+        ms(ready_after),
+        writes.load(Ordering::SeqCst),
+        ms(conv)
+    );
+}
+
 // ----------------------------------------------------------- cut and heal
 
 #[test]
