@@ -2083,8 +2083,11 @@ fn delayed_flush_all_across_nodes() {
     assert_eq!(cb.set("early-b", 0, b"b"), "STORED");
     await_value(&pair.b, "early-a", Some(b"a"), "set");
     await_value(&pair.a, "early-b", Some(b"b"), "set");
+    // memcached's delayed flush acts on whole seconds: `flush_all N` takes
+    // effect at the (N-1)th tick of the seconds clock, so between N-2 and
+    // N-1 seconds from now; with N = 4 it is at least 2 s away
     let t0 = Instant::now();
-    assert_eq!(ca.cmd("flush_all 2\r\n"), "OK");
+    assert_eq!(ca.cmd("flush_all 4\r\n"), "OK");
     std::thread::sleep(Duration::from_millis(300));
     // not yet
     assert_eq!(
@@ -2098,7 +2101,7 @@ fn delayed_flush_all_across_nodes() {
         "A flushed before the time"
     );
     // after the time both are empty of what was there before it
-    std::thread::sleep(Duration::from_millis(3200).saturating_sub(t0.elapsed()));
+    std::thread::sleep(Duration::from_millis(4200).saturating_sub(t0.elapsed()));
     for (n, k) in [
         (&pair.a, "early-a"),
         (&pair.a, "early-b"),
