@@ -898,71 +898,76 @@ fn meta_read_and_update(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Ve
     let now = ctx.now;
     let new_ttl = fl.ttl.map(|t| absolute_expiry(t, now));
     let recache = fl.recache.map(|t| absolute_expiry(t, now));
-    let res = ctx.shared.store.meta_read(key, now, |it, st| {
-        let mut upd = MetaUpdate {
-            bump: !fl.no_bump,
-            ..MetaUpdate::default()
-        };
-        let mut exp = it.exptime;
-        let mut won = false;
-        encode::meta_code(
-            out,
-            if fl.value {
-                MetaCode::Va(it.value.len())
-            } else {
-                MetaCode::Hd
-            },
-        );
-        // Return flags in request order; `T` applies from where it
-        // stands (a `t` before it shows the old TTL, as memcached).
-        for t in fl.tokens() {
-            match t[0] {
-                b'T' => {
-                    if let Some(e) = new_ttl {
-                        exp = e;
-                        upd.exptime = Some(e);
-                    }
-                }
-                b'R' => {
-                    if let Some(r) = recache {
-                        if !st.win_sent && exp != 0 && exp < r {
-                            won = true;
+    let res = ctx
+        .shared
+        .store
+        .meta_read_touching(key, now, fl.ttl.is_some(), |it, st| {
+            let mut upd = MetaUpdate {
+                bump: !fl.no_bump,
+                ..MetaUpdate::default()
+            };
+            let mut exp = it.exptime;
+            let mut won = false;
+            encode::meta_code(
+                out,
+                if fl.value {
+                    MetaCode::Va(it.value.len())
+                } else {
+                    MetaCode::Hd
+                },
+            );
+            // Return flags in request order; `T` applies from where it
+            // stands (a `t` before it shows the old TTL, as memcached).
+            for t in fl.tokens() {
+                match t[0] {
+                    b'T' => {
+                        if let Some(e) = new_ttl {
+                            exp = e;
+                            upd.exptime = Some(e);
                         }
                     }
+                    b'R' => {
+                        if let Some(r) = recache {
+                            if !st.win_sent && exp != 0 && exp < r {
+                                won = true;
+                            }
+                        }
+                    }
+                    b's' => encode::meta_flag_u64(out, b's', it.value.len() as u64),
+                    b't' => encode::meta_flag_i64(out, b't', ttl_left(exp, now)),
+                    b'c' => encode::meta_flag_u64(out, b'c', it.cas),
+                    b'f' => encode::meta_flag_u64(out, b'f', u64::from(it.flags)),
+                    b'l' => encode::meta_flag_u64(
+                        out,
+                        b'l',
+                        u64::from(now.saturating_sub(st.last_access)),
+                    ),
+                    b'h' => encode::meta_flag_u64(out, b'h', u64::from(st.fetched)),
+                    b'O' => encode::meta_token(out, t),
+                    // The item remembers whether its key came in base64.
+                    b'k' => encode::meta_key(out, key, st.key_binary),
+                    _ => {}
                 }
-                b's' => encode::meta_flag_u64(out, b's', it.value.len() as u64),
-                b't' => encode::meta_flag_i64(out, b't', ttl_left(exp, now)),
-                b'c' => encode::meta_flag_u64(out, b'c', it.cas),
-                b'f' => encode::meta_flag_u64(out, b'f', u64::from(it.flags)),
-                b'l' => {
-                    encode::meta_flag_u64(out, b'l', u64::from(now.saturating_sub(st.last_access)))
+            }
+            if st.win_sent {
+                encode::meta_flag(out, b'Z');
+            }
+            if st.stale {
+                encode::meta_flag(out, b'X');
+                if !st.win_sent {
+                    won = true;
                 }
-                b'h' => encode::meta_flag_u64(out, b'h', u64::from(st.fetched)),
-                b'O' => encode::meta_token(out, t),
-                // The item remembers whether its key came in base64.
-                b'k' => encode::meta_key(out, key, st.key_binary),
-                _ => {}
             }
-        }
-        if st.win_sent {
-            encode::meta_flag(out, b'Z');
-        }
-        if st.stale {
-            encode::meta_flag(out, b'X');
-            if !st.win_sent {
-                won = true;
+            if won {
+                encode::meta_flag(out, b'W');
+                upd.win = true;
             }
-        }
-        if won {
-            encode::meta_flag(out, b'W');
-            upd.win = true;
-        }
-        encode::meta_end(out);
-        if fl.value {
-            encode::value_data(out, it.value);
-        }
-        ((), upd)
-    });
+            encode::meta_end(out);
+            if fl.value {
+                encode::value_data(out, it.value);
+            }
+            ((), upd)
+        });
     // Counted like get (and touch with `T`); a miss that vivifies counts
     // nowhere, as in memcached (observed).
     let count = |hit: bool| {

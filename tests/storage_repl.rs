@@ -234,6 +234,20 @@ fn hlc_touch_gat_and_meta_ttl_take_new_versions() {
     s.meta_read(b"k", NOW, |_, _| ((), MetaUpdate::default()))
         .unwrap();
     assert_eq!(s.get(b"k", NOW, |it| it.cas).unwrap(), v3);
+    // `mg T c`: the CAS reported is the one the item keeps after T.
+    let seen = s
+        .meta_read_touching(b"k", NOW, true, |it, _| {
+            (
+                it.cas,
+                MetaUpdate {
+                    exptime: Some(NOW + 400),
+                    ..MetaUpdate::default()
+                },
+            )
+        })
+        .unwrap();
+    assert!(seen > v3);
+    assert_eq!(s.get(b"k", NOW, |it| it.cas).unwrap(), seen);
     s.check_invariants().unwrap();
 }
 

@@ -1189,10 +1189,27 @@ impl Store {
         now: u32,
         f: impl FnOnce(ItemView<'_>, MetaState) -> (R, MetaUpdate),
     ) -> Result<R, Miss> {
+        self.meta_read_touching(key, now, false, f)
+    }
+
+    /// [`Store::meta_read`] for a caller that will set a new expiry
+    /// (`mg T`): with versions (a replicated store) the item takes its new
+    /// version before `f` sees it, so the CAS `f` reports is the one the
+    /// item keeps (as memcached reports the state after `T`).
+    pub fn meta_read_touching<R>(
+        &self,
+        key: &[u8],
+        now: u32,
+        touching: bool,
+        f: impl FnOnce(ItemView<'_>, MetaState) -> (R, MetaUpdate),
+    ) -> Result<R, Miss> {
         let (h, si) = self.locate(key).ok_or(Miss::NotFound)?;
         let v = self.validity(now);
         self.with_shard(si, |sh| {
             let r = sh.lookup(key, h, &v)?;
+            if touching {
+                self.revise(sh, r, now);
+            }
             let b = sh.bits(r);
             let state = MetaState {
                 fetched: b & item::FETCHED != 0,
@@ -1215,7 +1232,9 @@ impl Store {
             };
             if let Some(e) = upd.exptime {
                 sh.set_exptime(r, e);
-                self.revise(sh, r, now);
+                if !touching {
+                    self.revise(sh, r, now);
+                }
             }
             if upd.win {
                 let b = sh.bits(r);
