@@ -321,14 +321,14 @@ impl Node {
     }
 
     /// During a graceful stop: true once everything was sent and
-    /// acknowledged, or when there is no link to drain to, or the drain
-    /// time is up.
+    /// acknowledged, or the drain time is up. With records pending and no
+    /// link, the node keeps dialling the peer until then.
     fn drained_or_late(&self) -> bool {
         if now_ms() >= self.inner.drain_deadline_ms.load(Ordering::Acquire) {
             return true;
         }
         let Some(l) = self.active.and_then(|a| self.conns.get(a)) else {
-            return true;
+            return self.inner.outbox.is_empty() && !self.inner.outbox.overflowed();
         };
         l.phase == Phase::Linked
             && self.inner.outbox.is_empty()
@@ -358,9 +358,6 @@ impl Node {
 
     fn admit(&mut self, sock: TcpStream, addr: SocketAddr) {
         let c = &self.inner.counters;
-        if self.inner.stop.load(Ordering::Acquire) {
-            return;
-        }
         // Without a secret the peer's address is the only check: anyone
         // else is dropped before a byte is sent.
         if self.secret.is_none() && !self.peer_ips.contains(&addr.ip()) {
@@ -1043,11 +1040,8 @@ impl Node {
             }
             self.close(t, r);
         }
-        if self.active.is_none()
-            && self.dialing.is_none()
-            && now >= self.next_dial
-            && !self.inner.stop.load(Ordering::Acquire)
-        {
+        if self.active.is_none() && self.dialing.is_none() && now >= self.next_dial {
+            // Also while stopping: pending records still want a link.
             self.dial();
         }
         if self.active.is_none() {
