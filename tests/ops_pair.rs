@@ -489,6 +489,43 @@ fn start_haproxy(
     (fe, proc, log, cfg)
 }
 
+/// Writes `prefix:i` keys through `port` until `stop`, one `set` at a
+/// time, reconnecting when the connection is cut. Returns the keys whose
+/// `STORED` it read, and how many connections were cut.
+fn keep_writing(port: u16, prefix: &str, stop: &AtomicBool) -> (Vec<String>, usize) {
+    let mut acked = Vec::new();
+    let mut cut = 0;
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.set_nodelay(true);
+        while !stop.load(Ordering::SeqCst) {
+            let k = format!("{prefix}:{i}");
+            i += 1;
+            let v = value_of(&k);
+            if s.write_all(format!("set {k} 0 0 {}\r\n{v}\r\n", v.len()).as_bytes())
+                .is_err()
+            {
+                cut += 1;
+                break;
+            }
+            let mut reply = [0u8; 8];
+            if s.read_exact(&mut reply).is_err() {
+                cut += 1;
+                break;
+            }
+            assert_eq!(&reply, b"STORED\r\n", "set {k}");
+            acked.push(k);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    (acked, cut)
+}
+
 #[test]
 fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
     let Some(haproxy) = require_tool("haproxy") else {
@@ -497,6 +534,10 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
     let _serial = serial();
     let dir = TempDir::new("haproxy");
     let (mut mc1, mut mc2) = Node::pair(dir.path(), "mc1", "mc2");
+    if std::env::var_os("PAIR_DEBUG").is_some() {
+        mc1.extra.push("-v".to_string());
+        mc2.extra.push("-v".to_string());
+    }
     start_pair(&mut mc1, &mut mc2);
     let (fe, _haproxy, hlog, cfg) = start_haproxy(&haproxy, dir.path(), "pair", &mc1, &mc2);
 
@@ -523,12 +564,13 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
         t.elapsed()
     );
 
-    // 2. A burst of writes, then kill -9 of the active node right after
-    // the last reply. Replication is asynchronous: whatever of the burst
-    // was not sent yet is lost, by design; report how much made it.
-    const BURST: usize = 500;
+    // 2. A burst of writes as fast as a client can (pipelined, noreply,
+    // then `mn`), and kill -9 of the active node right after the `MN`.
+    // Replication is asynchronous: whatever of the burst was not sent yet
+    // is lost, by design; report how much made it.
+    const BURST: usize = 20_000;
     let burst = keys("burst", BURST);
-    set_all(fe, &burst);
+    pipeline_noreply(fe, &burst);
     mc1.kill9();
     let t_kill = Instant::now();
 
@@ -581,10 +623,16 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
         .cloned()
         .collect();
 
-    // 4. More writes through HAProxy, now served by the backup.
+    // 4. More writes through HAProxy, now served by the backup: a few
+    // acknowledged one by one, and a bulk load (noreply, then `mn`) that
+    // gives the restarted node something to resync.
     const M: usize = 1000;
-    let after = keys("after", M);
+    const BULK: usize = 100_000;
+    let mut after = keys("after", M);
     set_all(fe, &after);
+    let bulk = keys("bulk", BULK);
+    pipeline_noreply(fe, &bulk);
+    after.extend(bulk);
     assert!(
         missing(mc2.port, &after).is_empty(),
         "the writes after the kill did not go to mc2"
@@ -592,7 +640,16 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
 
     // 5. The killed node restarts with the same flags: its client port
     // stays closed until the backup has streamed it the whole cache.
+    // Meanwhile a client keeps writing through HAProxy (to the backup,
+    // then to mc1 once HAProxy moves it back); every write it sees
+    // acknowledged must survive.
     let expected_items = mc2.items();
+    let stop_writer = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop_writer);
+        std::thread::spawn(move || keep_writing(fe, "during", &stop))
+    };
+    std::thread::sleep(Duration::from_millis(200));
     let t_restart = Instant::now();
     mc1.spawn();
     let mut refusals = 0;
@@ -610,13 +667,22 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
         );
         std::thread::sleep(Duration::from_millis(2));
     };
-    // The first moment it answers, it holds everything the backup held.
+    // The first moment it answers, it holds everything the backup held
+    // when it restarted.
     let items_at_open = mc1.items();
     let repl = stats(mc1.port, "replication");
     eprintln!(
         "PAIR: mc1 restarted: client port opened after {opened:?} ({refusals} refused connects \
-         before), holding {items_at_open} of {expected_items} items"
+         before), holding {items_at_open} items (the backup had {expected_items} at the restart)"
     );
+    if std::env::var_os("PAIR_DEBUG").is_some() {
+        eprintln!(
+            "mc1 log:\n{}\nmc2 log:\n{}",
+            log_text(&mc1.log),
+            log_text(&mc2.log)
+        );
+    }
+    assert!(refusals > 0, "mc1's client port was never seen refused");
     assert_eq!(
         repl.get("repl_initial_sync").map(String::as_str),
         Some("done"),
@@ -633,6 +699,10 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
     let mc1_pid = mc1.pid().as_raw() as u32;
     let back = eventually(Duration::from_secs(15), || served_by(fe) == Some(mc1_pid));
     assert!(back, "traffic did not return to mc1:\n{}", log_text(&hlog));
+    // The writer goes on a moment on mc1, then stops.
+    std::thread::sleep(Duration::from_millis(300));
+    stop_writer.store(true, Ordering::SeqCst);
+    let (during, cut) = writer.join().expect("writer thread");
     eprintln!(
         "PAIR: traffic back on mc1 {:?} after it opened",
         t_back.elapsed()
@@ -643,6 +713,16 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
     let mut all: Vec<String> = before.clone();
     all.extend(burst_kept.iter().cloned());
     all.extend(after.iter().cloned());
+    eprintln!(
+        "PAIR: {} writes acknowledged through HAProxy during the restart and switch back \
+         ({cut} connections cut by HAProxy)",
+        during.len()
+    );
+    assert!(
+        !during.is_empty(),
+        "no write went through during the restart"
+    );
+    all.extend(during.iter().cloned());
     let lost = missing(fe, &all);
     eprintln!(
         "PAIR: keys lost after failover and resync: {} of {} (plus {} of the {BURST}-write burst never replicated before the kill)",
@@ -655,6 +735,13 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
         "{} acknowledged keys are gone: {:?}",
         lost.len(),
         &lost[..lost.len().min(10)]
+    );
+    let lost_on_mc2 = missing(mc2.port, &all);
+    assert!(
+        lost_on_mc2.is_empty(),
+        "mc2 lacks {} acknowledged keys: {:?}",
+        lost_on_mc2.len(),
+        &lost_on_mc2[..lost_on_mc2.len().min(10)]
     );
     let again = keys("again", 200);
     set_all(fe, &again);
