@@ -763,24 +763,166 @@ import sys
 from pymemcache.client.base import Client
 port, n = int(sys.argv[1]), int(sys.argv[2])
 c = Client(("127.0.0.1", port), connect_timeout=5, timeout=5, default_noreply=False)
+retries = 0
+def retry(f):
+    # A proxy's timeout (nutcracker: 400 ms) on a loaded machine is an
+    # error the client sees and retries, as applications do.
+    global retries
+    for attempt in range(5):
+        try:
+            return f()
+        except Exception as e:
+            retries += 1
+            print("retry after", repr(e), file=sys.stderr)
+            c.close()
+    return f()
 keys = ["lib:%d" % i for i in range(n)]
 for k in keys:
-    if c.set(k, ("value-of-" + k).encode()) is not True:
+    if retry(lambda: c.set(k, ("value-of-" + k).encode())) is not True:
         print("set failed for", k); sys.exit(1)
 for k in keys:
-    v = c.get(k)
+    v = retry(lambda: c.get(k))
     if v != ("value-of-" + k).encode():
         print("get", k, "returned", v); sys.exit(1)
 read = 0
 for i in range(0, n, 100):
     chunk = keys[i:i + 100]
-    got = c.get_many(chunk)
+    got = retry(lambda: c.get_many(chunk))
     for k in chunk:
         if got.get(k) != ("value-of-" + k).encode():
             print("get_many lacks", k); sys.exit(1)
         read += 1
+print("retries:", retries, file=sys.stderr)
 print("OK", n, read)
 "#;
+
+/// nutcracker running examples/nutcracker.yml with pair-a at `port_a`
+/// and pair-b at `port_b`; returns its listening port and the process
+/// (its stats port is `stats_port` below).
+fn start_nutcracker(nutcracker: &Path, dir: &Path, port_a: u16, port_b: u16) -> (u16, Proc) {
+    let listen = free_port();
+    let stats_port = free_port();
+    let cfg = rewrite(
+        &read_repo_file("examples/nutcracker.yml"),
+        &[
+            ("127.0.0.1:22121", format!("127.0.0.1:{listen}")),
+            ("10.0.1.10:11211", format!("127.0.0.1:{port_a}")),
+            ("10.0.2.10:11211", format!("127.0.0.1:{port_b}")),
+        ],
+    );
+    for k in [
+        "distribution: ketama",
+        "hash: fnv1a_64",
+        "auto_eject_hosts: true",
+    ] {
+        assert!(cfg.contains(k), "the example lost {k:?}");
+    }
+    let cfg_path = dir.join("nutcracker.yml");
+    std::fs::write(&cfg_path, &cfg).expect("write cfg");
+    std::fs::write(dir.join("nutcracker.stats-port"), stats_port.to_string()).expect("write");
+    let log = dir.join("nutcracker.log");
+    let proxy = spawn_logged(
+        Command::new(nutcracker)
+            .arg("-c")
+            .arg(&cfg_path)
+            .arg("-s")
+            .arg(stats_port.to_string())
+            .arg("-a")
+            .arg("127.0.0.1")
+            .arg("-p")
+            .arg(dir.join("nutcracker.pid"))
+            .arg("-o")
+            .arg(dir.join("nutcracker.out"))
+            // Fresh stats (server_ejects) every 200 ms.
+            .arg("-i")
+            .arg("200"),
+        &log,
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            one_shot(listen, b"get probe\r\n", Duration::from_millis(500)).as_deref()
+                == Some("END\r\n")
+        }),
+        "nutcracker does not forward:\n{}{}",
+        log_text(&log),
+        log_text(&dir.join("nutcracker.out"))
+    );
+    (listen, proxy)
+}
+
+/// nutcracker's stats (JSON, sent on connect) from the port that
+/// `start_nutcracker` wrote down in `dir`.
+fn nutcracker_stats(dir: &Path) -> String {
+    let port: u16 = std::fs::read_to_string(dir.join("nutcracker.stats-port"))
+        .expect("stats port")
+        .parse()
+        .expect("number");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("stats connect");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The number after `"name":` inside the JSON object of `server` in
+/// nutcracker's stats.
+fn nutcracker_server_stat(stats: &str, server: &str, name: &str) -> Option<u64> {
+    let at = stats.find(&format!("\"{server}\""))?;
+    let rest = &stats[at..];
+    let obj = &rest[..rest.find('}')?];
+    let v = obj.split(&format!("\"{name}\":")).nth(1)?;
+    v.trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// Reads `lib:0..n` through `port` with get_many (100 keys a call) for
+/// `seconds` (at least one round), and prints
+/// `READ <rounds> <hits> <misses> <errors>`; a wrong value fails it.
+const PYMEMCACHE_READER: &str = r#"
+import sys, time
+from pymemcache.client.base import Client
+port, n, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+c = Client(("127.0.0.1", port), connect_timeout=2, timeout=2, default_noreply=False)
+keys = ["lib:%d" % i for i in range(n)]
+hits = misses = errors = rounds = 0
+end = time.time() + seconds
+while True:
+    for i in range(0, n, 100):
+        chunk = keys[i:i + 100]
+        try:
+            got = c.get_many(chunk)
+        except Exception as e:
+            errors += 1
+            c.close()
+            continue
+        for k in chunk:
+            v = got.get(k)
+            if v is None:
+                misses += 1
+            elif v != ("value-of-" + k).encode():
+                print("wrong value for", k, v); sys.exit(1)
+            else:
+                hits += 1
+    rounds += 1
+    if time.time() >= end:
+        break
+print("READ", rounds, hits, misses, errors)
+"#;
+
+/// (rounds, hits, misses, errors) from PYMEMCACHE_READER's output.
+fn reader_counts(out: &str) -> Option<(u64, u64, u64, u64)> {
+    let line = out.lines().find(|l| l.starts_with("READ "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (v.len() == 4).then(|| (v[0], v[1], v[2], v[3]))
+}
 
 #[test]
 fn nutcracker_over_two_replicating_pairs() {
@@ -803,50 +945,8 @@ fn nutcracker_over_two_replicating_pairs() {
     }
 
     // Each pool server is one pair's active node (the example's front
-    // addresses).
-    let listen = free_port();
-    let stats_port = free_port();
-    let cfg = rewrite(
-        &read_repo_file("examples/nutcracker.yml"),
-        &[
-            ("127.0.0.1:22121", format!("127.0.0.1:{listen}")),
-            ("10.0.1.10:11211", format!("127.0.0.1:{}", a1.port)),
-            ("10.0.2.10:11211", format!("127.0.0.1:{}", a2.port)),
-        ],
-    );
-    for k in [
-        "distribution: ketama",
-        "hash: fnv1a_64",
-        "auto_eject_hosts: true",
-    ] {
-        assert!(cfg.contains(k), "the example lost {k:?}");
-    }
-    let cfg_path = dir.path().join("nutcracker.yml");
-    std::fs::write(&cfg_path, &cfg).expect("write cfg");
-    let log = dir.path().join("nutcracker.log");
-    let _proxy = spawn_logged(
-        Command::new(&nutcracker)
-            .arg("-c")
-            .arg(&cfg_path)
-            .arg("-s")
-            .arg(stats_port.to_string())
-            .arg("-a")
-            .arg("127.0.0.1")
-            .arg("-p")
-            .arg(dir.path().join("nutcracker.pid"))
-            .arg("-o")
-            .arg(dir.path().join("nutcracker.out")),
-        &log,
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            one_shot(listen, b"get probe\r\n", Duration::from_millis(500)).as_deref()
-                == Some("END\r\n")
-        }),
-        "nutcracker does not forward:\n{}{}",
-        log_text(&log),
-        log_text(&dir.path().join("nutcracker.out"))
-    );
+    // addresses; the next test puts HAProxy there).
+    let (listen, _proxy) = start_nutcracker(&nutcracker, dir.path(), a1.port, a2.port);
 
     // A client library writes and reads 2,000 keys through nutcracker.
     const N: usize = 2000;
@@ -862,6 +962,10 @@ fn nutcracker_over_two_replicating_pairs() {
         ran.success() && ran.stdout.trim() == format!("OK {N} {N}"),
         "pymemcache through nutcracker:\n{}",
         ran.transcript()
+    );
+    eprintln!(
+        "PAIR: pymemcache wrote and read {N} keys through nutcracker ({})",
+        ran.stderr.lines().last().unwrap_or("")
     );
 
     // The keys are spread over both pairs, each key on exactly one pair,
@@ -899,6 +1003,145 @@ fn nutcracker_over_two_replicating_pairs() {
         "PAIR: nutcracker spread {N} keys: pair-a {} (replicated on both nodes), pair-b {} (same)",
         on_a1.len(),
         on_a2.len()
+    );
+}
+
+/// Each nutcracker server is a pair's HAProxy front (as the example
+/// says); a node of one pair is killed while a client library reads
+/// through nutcracker. The pair handles it: the reads go on.
+#[test]
+fn nutcracker_over_pair_fronts_rides_out_a_node_kill() {
+    let Some(nutcracker) = require_tool("nutcracker") else {
+        return;
+    };
+    let Some(haproxy) = require_tool("haproxy") else {
+        return;
+    };
+    let Some(python) = require_python_module("pymemcache") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = TempDir::new("nutcracker-fronts");
+    let (mut a1, mut b1) = Node::pair(dir.path(), "pair-a-1", "pair-a-2");
+    let (mut a2, mut b2) = Node::pair(dir.path(), "pair-b-1", "pair-b-2");
+    a1.spawn();
+    b1.spawn();
+    a2.spawn();
+    b2.spawn();
+    for n in [&mut a1, &mut b1, &mut a2, &mut b2] {
+        n.wait_open(Duration::from_secs(20));
+    }
+    let (fe_a, _ha, hlog_a, cfg) = start_haproxy(&haproxy, dir.path(), "a", &a1, &b1);
+    let (fe_b, _hb, _, _) = start_haproxy(&haproxy, dir.path(), "b", &a2, &b2);
+    let (listen, _proxy) = start_nutcracker(&nutcracker, dir.path(), fe_a, fe_b);
+
+    const N: usize = 2000;
+    let ran = run_limited(
+        Command::new(&python)
+            .arg("-c")
+            .arg(PYMEMCACHE_SCRIPT)
+            .arg(listen.to_string())
+            .arg(N.to_string()),
+        Duration::from_secs(120),
+    );
+    assert!(
+        ran.success() && ran.stdout.trim() == format!("OK {N} {N}"),
+        "pymemcache through nutcracker:\n{}",
+        ran.transcript()
+    );
+    eprintln!(
+        "PAIR: pymemcache wrote and read {N} keys through nutcracker ({})",
+        ran.stderr.lines().last().unwrap_or("")
+    );
+    let all = keys("lib", N);
+    let held_a: Vec<String> = fetch(a1.port, &all).into_keys().collect();
+    assert!(held_a.len() >= N / 5, "pair-a holds {} keys", held_a.len());
+    assert!(
+        eventually(Duration::from_secs(10), || missing(b1.port, &held_a)
+            .is_empty()),
+        "pair-a's backup lacks keys"
+    );
+
+    // A client reads everything through nutcracker, over and over, while
+    // pair-a's active node is killed.
+    const READ_SECS: u64 = 5;
+    let reader = {
+        let python = python.clone();
+        std::thread::spawn(move || {
+            run_limited(
+                Command::new(&python)
+                    .arg("-c")
+                    .arg(PYMEMCACHE_READER)
+                    .arg(listen.to_string())
+                    .arg(N.to_string())
+                    .arg(READ_SECS.to_string()),
+                Duration::from_secs(READ_SECS + 60),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    a1.kill9();
+    let t_kill = Instant::now();
+    let b1_pid = b1.pid().as_raw() as u32;
+    let (inter, fastinter, fall) = haproxy_timing(&cfg);
+    let bound = inter + fastinter * fall + Duration::from_secs(2);
+    assert!(
+        eventually(bound + Duration::from_secs(5), || served_by(fe_a)
+            == Some(b1_pid)),
+        "pair-a's HAProxy did not fail over:\n{}",
+        log_text(&hlog_a)
+    );
+    let gap = t_kill.elapsed();
+    let during = reader.join().expect("reader thread");
+    assert!(during.success(), "reader:\n{}", during.transcript());
+    let (rounds, hits, misses, errors) =
+        reader_counts(&during.stdout).unwrap_or_else(|| panic!("{}", during.transcript()));
+    // Stats are aggregated every 200 ms (-i).
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = nutcracker_stats(dir.path());
+    let ejects = nutcracker_server_stat(&stats, "twincache", "server_ejects");
+    let failures: u64 = ["server_eof", "server_err", "server_timedout"]
+        .iter()
+        .filter_map(|k| nutcracker_server_stat(&stats, "pair-a", k))
+        .sum();
+    eprintln!(
+        "PAIR: nutcracker over HAProxy fronts, kill -9 of pair-a's active node: front failed over \
+         after {gap:?}; reader during it: {rounds} rounds, {hits} hits, {misses} misses, \
+         {errors} errors; nutcracker: {failures} failures on pair-a, server_ejects {ejects:?}"
+    );
+    if std::env::var_os("PAIR_DEBUG").is_some() {
+        eprintln!("nutcracker stats: {stats}");
+        eprintln!(
+            "nutcracker log:\n{}",
+            log_text(&dir.path().join("nutcracker.out"))
+        );
+    }
+
+    // Once the pair has failed over, a client reads every key through
+    // nutcracker.
+    let after = run_limited(
+        Command::new(&python)
+            .arg("-c")
+            .arg(PYMEMCACHE_READER)
+            .arg(listen.to_string())
+            .arg(N.to_string())
+            .arg("0"),
+        Duration::from_secs(60),
+    );
+    let counts = reader_counts(&after.stdout);
+    // During the failover the reads of pair-a's keys fail (errors), they
+    // never miss: the pair stays in the ring.
+    assert_eq!(misses, 0, "misses while pair-a failed over");
+    assert_eq!(
+        ejects,
+        Some(0),
+        "nutcracker ejected a pair when one of its nodes died:\n{stats}"
+    );
+    assert_eq!(
+        counts,
+        Some((1, N as u64, 0, 0)),
+        "reads through nutcracker after pair-a failed over:\n{}",
+        after.transcript()
     );
 }
 
