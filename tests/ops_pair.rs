@@ -752,6 +752,53 @@ fn haproxy_pair_kill9_failover_and_resync_lose_no_key() {
     );
 }
 
+/// A planned switchover: SIGTERM (not kill -9) of the active node right
+/// after a burst of writes. The stop drains the outbox, so the backup
+/// that HAProxy switches to has every write, the burst included.
+#[test]
+fn haproxy_pair_sigterm_switchover_loses_nothing() {
+    let Some(haproxy) = require_tool("haproxy") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = TempDir::new("haproxy-term");
+    let (mut mc1, mut mc2) = Node::pair(dir.path(), "mc1", "mc2");
+    start_pair(&mut mc1, &mut mc2);
+    let (fe, _haproxy, hlog, _) = start_haproxy(&haproxy, dir.path(), "term", &mc1, &mc2);
+    assert_eq!(served_by(fe), Some(mc1.pid().as_raw() as u32));
+    const BURST: usize = 50_000;
+    let burst = keys("planned", BURST);
+    pipeline_noreply(fe, &burst);
+    let (outbox, lag) = pending(mc1.port);
+    let t = Instant::now();
+    mc1.signal(Signal::SIGTERM);
+    let st = mc1
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("mc1 still running 10 s after SIGTERM"));
+    let stopped = t.elapsed();
+    assert!(st.success(), "mc1 exited {st:?}:\n{}", log_text(&mc1.log));
+    let mc2_pid = mc2.pid().as_raw() as u32;
+    assert!(
+        eventually(Duration::from_secs(10), || served_by(fe) == Some(mc2_pid)),
+        "HAProxy did not switch to mc2:\n{}",
+        log_text(&hlog)
+    );
+    let switched = t.elapsed();
+    let lost = missing(fe, &burst);
+    eprintln!(
+        "PAIR: SIGTERM switchover: {outbox} outbox keys / {lag} records pending at SIGTERM, \
+         mc1 exited 0 after {stopped:?}, HAProxy on mc2 after {switched:?}, \
+         {} of {BURST} burst writes lost",
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} writes acknowledged (MN) before a graceful stop are not on the backup: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
+
 // ---------------------------------------------------------------------------
 // two pairs behind nutcracker
 
