@@ -1475,6 +1475,9 @@ fn sigterm_gives_up_at_the_drain_limit() {
     let took = t.elapsed();
     b.signal(Signal::SIGCONT);
     eprintln!("PAIR: drain limit 1 s with a frozen peer: exit {st:?} after {took:?}");
+    if std::env::var_os("PAIR_DEBUG").is_some() {
+        eprintln!("A's log:\n{}", log_text(&a.log));
+    }
     let st = st.unwrap_or_else(|| panic!("still running 6 s after SIGTERM with a 1 s drain limit"));
     assert!(st.success(), "{st:?}:\n{}", log_text(&a.log));
     assert!(
