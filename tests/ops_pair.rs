@@ -1339,6 +1339,45 @@ fn notify_ready_only_after_the_initial_sync() {
     assert!(ready.contains("STATUS="), "{ready:?}");
 }
 
+/// A peer that never comes: READY=1 (and the client port) after
+/// --repl-sync-timeout, with a warning, not before.
+#[test]
+fn notify_ready_at_the_sync_timeout_when_the_peer_stays_away() {
+    let _serial = serial();
+    let dir = TempDir::new("notify-timeout");
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind");
+    let notify = path.to_str().expect("utf-8 path").to_string();
+    let (mut a, _b) = Node::pair(dir.path(), "a", "b");
+    a.extra = vec!["--repl-sync-timeout".to_string(), "2".to_string()];
+    let t = Instant::now();
+    a.spawn_with_env(&[("NOTIFY_SOCKET", &notify)]);
+    let (early, _) = wait_ready_msg(&sock, Duration::from_millis(1500));
+    assert!(
+        early.is_none(),
+        "READY=1 before the sync timeout: {early:?}"
+    );
+    assert!(refused(a.port), "client port open before the sync timeout");
+    let (ready, _) = wait_ready_msg(&sock, Duration::from_secs(10));
+    let took = t.elapsed();
+    assert!(
+        ready.is_some(),
+        "no READY=1 after the sync timeout:\n{}",
+        log_text(&a.log)
+    );
+    eprintln!("PAIR: peer away, --repl-sync-timeout 2: READY=1 after {took:?}");
+    assert!(took >= Duration::from_secs(2), "READY=1 after {took:?}");
+    assert!(
+        answers_version(a.port),
+        "READY=1 but the port does not answer"
+    );
+    let log = log_text(&a.log);
+    assert!(
+        log.contains("no initial sync with the peer within"),
+        "no warning:\n{log}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // SIGTERM drains the outbox
 
