@@ -4,6 +4,9 @@
 //! draining the replication outbox (with and without client load).
 //!
 //! Every node is a child process on loopback ports, stopped by its PID.
+//! Also: a restart under a heavy write load converges, READY=1 at the
+//! sync timeout when the peer stays away, the drain limit is honoured.
+//!
 //! HAProxy, nutcracker and pymemcache are looked up with
 //! `common::require_tool` (skip with `SKIPPED:`, or fail under
 //! TWINCACHE_REQUIRE_INTEROP=1). The tests here take the `SERIAL` lock:
@@ -795,6 +798,90 @@ fn haproxy_pair_sigterm_switchover_loses_nothing() {
         lost.len(),
         &lost[..lost.len().min(10)]
     );
+}
+
+/// `set` of each (key, value) with noreply in large pipelined writes, then
+/// `mn`.
+fn pipeline_values(port: u16, kv: &[(String, String)]) {
+    let mut c = Client::connect(port);
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    for chunk in kv.chunks(2000) {
+        let mut req = Vec::new();
+        for (k, v) in chunk {
+            req.extend_from_slice(format!("set {k} 0 0 {} noreply\r\n{v}\r\n", v.len()).as_bytes());
+        }
+        c.send(&req);
+    }
+    assert_eq!(c.call_line(b"mn\r\n"), "MN\r\n");
+}
+
+/// The keys whose value on `port` is not the expected one.
+fn wrong_values(port: u16, kv: &[(String, String)]) -> Vec<String> {
+    let keys: Vec<String> = kv.iter().map(|(k, _)| k.clone()).collect();
+    let got = fetch(port, &keys);
+    kv.iter()
+        .filter(|(k, v)| got.get(k).map(Vec::as_slice) != Some(v.as_bytes()))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// A node restarts while its peer takes a heavy write load (new keys and
+/// overwrites of keys the sync is walking): once the writes pause, both
+/// hold the same, latest values.
+#[test]
+fn restart_under_heavy_writes_converges() {
+    let _serial = serial();
+    let dir = TempDir::new("restart-load");
+    let (mut a, mut b) = Node::pair(dir.path(), "a", "b");
+    start_pair(&mut a, &mut b);
+    a.kill9();
+    const N: usize = 60_000;
+    let first: Vec<(String, String)> = (0..N)
+        .map(|i| (format!("k:{i}"), format!("first-{i}")))
+        .collect();
+    pipeline_values(b.port, &first);
+    // While A restarts and syncs: every key overwritten, plus new ones.
+    let second: Vec<(String, String)> = (0..N)
+        .map(|i| {
+            (
+                format!("k:{i}"),
+                format!("second-{i}-{}", "y".repeat(i % 50)),
+            )
+        })
+        .chain((0..N).map(|i| (format!("n:{i}"), format!("new-{i}"))))
+        .collect();
+    let writer = {
+        let second = second.clone();
+        let port = b.port;
+        std::thread::spawn(move || pipeline_values(port, &second))
+    };
+    let t = Instant::now();
+    a.spawn();
+    a.wait_open(Duration::from_secs(30));
+    let opened = t.elapsed();
+    writer.join().expect("writer");
+    let wrote = t.elapsed();
+    let converged = eventually(Duration::from_secs(20), || {
+        wrong_values(a.port, &second).is_empty()
+    });
+    eprintln!(
+        "PAIR: restart under {} pipelined writes: A open after {opened:?}, writes done after \
+         {wrote:?}, A converged after {:?}",
+        second.len(),
+        t.elapsed()
+    );
+    let wrong = wrong_values(a.port, &second);
+    assert!(
+        converged,
+        "A has {} keys with an old or no value, e.g. {:?}\nA's log:\n{}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)],
+        log_text(&a.log)
+    );
+    assert!(wrong_values(b.port, &second).is_empty(), "B lost writes");
+    assert_eq!(a.items(), b.items(), "the nodes hold different key counts");
 }
 
 // ---------------------------------------------------------------------------
