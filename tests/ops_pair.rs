@@ -1,12 +1,11 @@
 //! Operations with a replicating pair (`-x`/`-X`): the pair behind HAProxy
 //! through a `kill -9` of the active node and its restart, two pairs
 //! behind nutcracker, READY=1 only after the initial sync, and SIGTERM
-//! draining the replication outbox (with and without client load).
+//! draining the replication outbox (with and without client load). Also:
+//! a restart under a heavy write load converges, READY=1 at the sync
+//! timeout when the peer stays away, the drain limit is honoured.
 //!
 //! Every node is a child process on loopback ports, stopped by its PID.
-//! Also: a restart under a heavy write load converges, READY=1 at the
-//! sync timeout when the peer stays away, the drain limit is honoured.
-//!
 //! HAProxy, nutcracker and pymemcache are looked up with
 //! `common::require_tool` (skip with `SKIPPED:`, or fail under
 //! TWINCACHE_REQUIRE_INTEROP=1). The tests here take the `SERIAL` lock:
