@@ -5,7 +5,8 @@
 //! clock. Byte 0 picks the mode:
 //! - exact (limit of 1 GiB, nothing can be evicted): every outcome and every
 //!   read must equal the model's;
-//! - lossy (room for a handful of items): a key may vanish at any time, but
+//! - lossy (one to four 1 MB slab pages, so most classes get no page and
+//!   their writes fail or evict): a key may vanish at any time, but
 //!   a read never returns anything but what the model says the key holds
 //!   (no stale or wrong value, flags, expiry or CAS), and no write succeeds
 //!   that needed a key that cannot exist. Memory used never exceeds the
@@ -573,8 +574,10 @@ fuzz_target!(|input: &[u8]| {
     if mode & 2 == 0 {
         run_exact(&ops, shards);
     } else {
-        // room for a few items, at least one of the largest
-        let room = 1 + u64::from(mode >> 2) % 4;
-        run_lossy(&ops, shards, room * ITEM_MAX as u64);
+        // One to four pages. The budget counts whole pages (1 MB), so a
+        // limit of a few items' bytes would be no page at all and every
+        // write would fail.
+        let pages = 1 + u64::from(mode >> 2) % 4;
+        run_lossy(&ops, shards, pages << 20);
     }
 });
