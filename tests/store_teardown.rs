@@ -32,6 +32,7 @@ fn fill_and_drop(round: usize) {
             shards: if round.is_multiple_of(2) { 1 } else { 4 },
             initial_buckets: 2,
             seed: Some((3, 4)),
+            ..StoreOptions::default()
         },
     );
     let value = [b'v'; 900];

@@ -638,6 +638,7 @@ mod tests {
                     shards: if i.is_multiple_of(2) { 1 } else { 4 },
                     initial_buckets: 2,
                     seed: Some((1, 2)),
+                    ..StoreOptions::default()
                 },
             );
             for k in 0..64u32 {
