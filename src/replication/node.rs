@@ -64,6 +64,9 @@ struct PeerHello {
     node: u8,
     run: u64,
     nonce: [u8; 16],
+    /// The peer's clock, observed only once the link is established (an
+    /// unauthenticated Hello must not move our clock).
+    hlc: u64,
     item_size_max: u32,
 }
 
@@ -670,9 +673,9 @@ impl Node {
                     node: node_id,
                     run: run_id,
                     nonce,
+                    hlc,
                     item_size_max,
                 });
-                exec::observe_version(&self.inner.shared, hlc);
                 match &self.secret {
                     Some(secret) => {
                         let role = if l.outgoing { b'D' } else { b'A' };
@@ -886,6 +889,7 @@ impl Node {
         if self.dialing == Some(t) {
             self.dialing = None;
         }
+        exec::observe_version(&self.inner.shared, peer.hlc);
         self.active = Some(t);
         self.backoff = BACKOFF_MIN;
         let c = &self.inner.counters;
