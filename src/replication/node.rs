@@ -31,6 +31,9 @@ const LISTENER_BASE: usize = usize::MAX - 64;
 const TICK: Duration = Duration::from_millis(20);
 /// A connection must finish its handshake within this time.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
+/// Incoming connections in their handshake at once, per class (from the
+/// peer's address / from elsewhere).
+const HANDSHAKE_SLOTS: usize = 8;
 /// Records are produced while less than this is waiting to be written.
 const TX_HIGH_WATER: usize = 1 << 20;
 /// A peer that lets this much pile up unread is dropped.
@@ -67,6 +70,9 @@ struct PeerHello {
     node: u8,
     run: u64,
     nonce: [u8; 16],
+    /// The peer's clock, observed only once the link is established (an
+    /// unauthenticated Hello must not move our clock).
+    hlc: u64,
     item_size_max: u32,
 }
 
@@ -372,8 +378,21 @@ impl Node {
             }
             return;
         }
-        // At most a handful of handshakes at once: a flood is dropped.
-        if self.conns.len() >= 8 {
+        // At most a handful of incoming handshakes at once: a flood is
+        // dropped. Connections from the peer's address have slots of their
+        // own, so (with a secret, when any address is admitted) strangers
+        // holding every slot cannot keep the peer from linking.
+        let from_peer = self.peer_ips.contains(&addr.ip());
+        let pending = self
+            .conns
+            .iter()
+            .filter(|(_, l)| {
+                !l.outgoing
+                    && l.phase == Phase::Handshake
+                    && self.peer_ips.contains(&l.addr.ip()) == from_peer
+            })
+            .count();
+        if pending >= HANDSHAKE_SLOTS {
             c.strangers_refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -677,9 +696,9 @@ impl Node {
                     node: node_id,
                     run: run_id,
                     nonce,
+                    hlc,
                     item_size_max,
                 });
-                exec::observe_version(&self.inner.shared, hlc);
                 match &self.secret {
                     Some(secret) => {
                         let role = if l.outgoing { b'D' } else { b'A' };
@@ -895,6 +914,7 @@ impl Node {
         if self.dialing == Some(t) {
             self.dialing = None;
         }
+        exec::observe_version(&self.inner.shared, peer.hlc);
         self.active = Some(t);
         self.backoff = BACKOFF_MIN;
         let c = &self.inner.counters;
