@@ -869,7 +869,8 @@ fn a_wrong_auth_gets_no_cache_data() {
                 Err(_) => break,
             }
         }
-        assert_eq!(frame_names(&got), ["Hello", "Auth"], "from {from}");
+        // The dialer proves first: a stranger gets no proof to attack.
+        assert_eq!(frame_names(&got), ["Hello"], "from {from}");
         // A write on the client port while the stranger waits to authenticate.
         node.call(b"set during 0 0 6\r\nsecret\r\n", b"\r\n");
         std::thread::sleep(Duration::from_millis(100));
@@ -888,7 +889,7 @@ fn a_wrong_auth_gets_no_cache_data() {
             got.len()
         ));
         assert!(
-            names == ["Hello", "Auth"] || names == ["Hello", "Auth", "Goodbye"],
+            names == ["Hello"] || names == ["Hello", "Goodbye"],
             "from {from}: the node sent {names:?}"
         );
         assert!(
@@ -1180,7 +1181,6 @@ fn a_stranger_flood_does_not_keep_a_pair_apart() {
 /// succeeds) and last-writer-wins ties. Ignored until observed clocks are
 /// bounded (e.g. refused when far ahead of the wall clock).
 #[test]
-#[ignore = "exec/storage: an observed peer clock is not bounded; versions saturate"]
 fn a_far_future_peer_clock_does_not_freeze_cas_uniques() {
     let _g = serial();
     let node = Node::start(&[]);

@@ -700,21 +700,14 @@ impl Node {
                     item_size_max,
                 });
                 match &self.secret {
-                    Some(secret) => {
-                        let role = if l.outgoing { b'D' } else { b'A' };
-                        let mac = auth::proof(
-                            secret,
-                            role,
-                            &l.nonce,
-                            &nonce,
-                            self.inner.run_id,
-                            run_id,
-                            me,
-                            node_id,
-                        );
-                        l.send(&Frame::Auth { mac });
+                    // The dialer proves first; the acceptor answers only
+                    // a valid proof, so a stranger who connects never gets
+                    // a proof to attack offline.
+                    Some(_) if l.outgoing => {
+                        self.send_proof(t);
                         Ok(())
                     }
+                    Some(_) => Ok(()),
                     None => self.linked(t),
                 }
             }
@@ -742,6 +735,9 @@ impl Node {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("replication: {} failed authentication", l.addr);
                     return Err(("auth_failed", "authentication failed".into()));
+                }
+                if !l.outgoing {
+                    self.send_proof(t);
                 }
                 self.linked(t)
             }
@@ -821,6 +817,28 @@ impl Node {
                 format!("the peer closed: {}", String::from_utf8_lossy(reason)),
             )),
         }
+    }
+
+    /// Sends this side's HMAC proof over both hellos.
+    fn send_proof(&mut self, t: usize) {
+        let (Some(secret), Some(l)) = (&self.secret, self.conns.get_mut(t)) else {
+            return;
+        };
+        let Some(peer) = l.peer else {
+            return;
+        };
+        let role = if l.outgoing { b'D' } else { b'A' };
+        let mac = auth::proof(
+            secret,
+            role,
+            &l.nonce,
+            &peer.nonce,
+            self.inner.run_id,
+            peer.run,
+            self.inner.node_id,
+            peer.node,
+        );
+        l.send(&Frame::Auth { mac });
     }
 
     fn malformed(&self, what: &str) -> CloseReason {
@@ -915,6 +933,13 @@ impl Node {
             self.dialing = None;
         }
         exec::observe_version(&self.inner.shared, peer.hlc);
+        let ahead = exec::version_millis(peer.hlc).saturating_sub(now_ms());
+        if ahead > 1000 {
+            tracing::warn!(
+                "replication: the peer's clock is at least {ahead} ms ahead of ours; keep \
+                 both clocks in sync (NTP): versions follow a peer at most an hour ahead"
+            );
+        }
         self.active = Some(t);
         self.backoff = BACKOFF_MIN;
         let c = &self.inner.counters;
