@@ -1262,7 +1262,6 @@ fn malformed_input_table() {
 /// Run with `--ignored` once src/protocol is fixed; with
 /// `TWINCACHE_TEST_BIN=/usr/bin/memcached` it passes today.
 #[test]
-#[ignore = "src/protocol: ms/md/ma flag-count refusal differs from memcached 1.6.18"]
 fn meta_flag_count_refusals_as_memcached() {
     use End::*;
     let long: &[u8] = b"CLIENT_ERROR options flags too long\r\n";
