@@ -54,6 +54,8 @@ const READ_CHUNK: usize = 256 * 1024;
 const READ_BUDGET: usize = 4 << 20;
 /// Records received between two acknowledgements while reading.
 const ACK_EVERY: u64 = 4096;
+/// While writes flow, how long records may wait to be batched.
+const BATCH_WAIT: Duration = Duration::from_millis(1);
 /// First redial delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
@@ -199,6 +201,9 @@ pub struct Node {
     /// The last pump stopped with records left to send and a writable
     /// socket: turn the loop again without waiting.
     send_more: bool,
+    /// The last pump sent live records: poll again after `BATCH_WAIT`
+    /// instead of arming the outbox's wake-up.
+    poll_soon: bool,
     /// Largest frame accepted from the peer (our -I plus headers).
     max_frame: usize,
 }
@@ -238,6 +243,7 @@ impl Node {
             pop_cursor: 0,
             scratch: Vec::new(),
             send_more: false,
+            poll_soon: false,
             max_frame,
         };
         node.resolve_peer();
@@ -271,7 +277,13 @@ impl Node {
         self.inner.set_state(LinkState::Disconnected);
         loop {
             let busy = self.send_more || self.conns.iter().any(|(_, l)| l.more);
-            let wait = if busy { Duration::ZERO } else { TICK };
+            let wait = if busy {
+                Duration::ZERO
+            } else if self.poll_soon {
+                BATCH_WAIT
+            } else {
+                TICK
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("replication poll failed: {e}");
@@ -1159,6 +1171,8 @@ impl Node {
         let mut keys = std::mem::take(&mut self.scratch);
         let mut walk_done = false;
         let mut armed = false;
+        let mut sent_keys = false;
+        self.poll_soon = false;
         let mut rounds = 0;
         self.send_more = false;
         loop {
@@ -1184,6 +1198,7 @@ impl Node {
             keys.clear();
             if outbox.pop_batch(&mut self.pop_cursor, OUTBOX_BATCH, &mut keys) > 0 {
                 progressed = true;
+                sent_keys = true;
                 for key in keys.drain(..) {
                     let sent = exec::export(shared, &key, |e| {
                         encode_exported(&mut l.tx, e, peer_max, counters)
@@ -1220,6 +1235,14 @@ impl Node {
             }
             if !progressed {
                 if armed {
+                    break;
+                }
+                if sent_keys {
+                    // Writes are flowing: look again in a millisecond
+                    // rather than have every write wake this thread (a
+                    // wake-up costs the writer a syscall and both a
+                    // context switch).
+                    self.poll_soon = true;
                     break;
                 }
                 // Arm before the last look so a key pushed right now
