@@ -54,8 +54,12 @@ const READ_CHUNK: usize = 256 * 1024;
 const READ_BUDGET: usize = 4 << 20;
 /// Records received between two acknowledgements while reading.
 const ACK_EVERY: u64 = 4096;
-/// While writes flow, how long records may wait to be batched.
+/// Otherwise at most one acknowledgement per this delay.
+const ACK_DELAY: Duration = Duration::from_millis(5);
+/// While writes flow fast (a pump found at least BATCH_MIN_KEYS keys),
+/// how long records may wait to be batched.
 const BATCH_WAIT: Duration = Duration::from_millis(1);
+const BATCH_MIN_KEYS: usize = 16;
 /// First redial delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
@@ -114,6 +118,7 @@ struct Link {
     /// Records received and processed (what we acknowledge).
     received: u64,
     ack_sent: u64,
+    last_ack: Instant,
     /// The peer is streaming its full sync to us.
     peer_syncing: bool,
     /// A write hit WouldBlock: wait for WRITABLE.
@@ -121,6 +126,10 @@ struct Link {
     /// Reading stopped at its budget with bytes left in the socket: read
     /// again on the next turn of the loop (no new event will say so).
     more: bool,
+    /// Registered for WRITABLE too: only while connecting or while bytes
+    /// wait to be written (otherwise every TCP ack of the peer would wake
+    /// the thread).
+    writable_interest: bool,
 }
 
 impl Link {
@@ -150,9 +159,25 @@ impl Link {
             walk: None,
             received: 0,
             ack_sent: 0,
+            last_ack: now,
             peer_syncing: false,
             blocked: false,
             more: false,
+            writable_interest: true,
+        }
+    }
+
+    /// Sends the cumulative acknowledgement if records are waiting for
+    /// one and the last went out ACK_DELAY ago.
+    fn ack_if_due(&mut self, now: Instant) {
+        if self.phase == Phase::Linked
+            && self.received > self.ack_sent
+            && now.duration_since(self.last_ack) >= ACK_DELAY
+        {
+            self.ack_sent = self.received;
+            self.last_ack = now;
+            let records = self.received;
+            self.send(&Frame::Ack { records });
         }
     }
 
@@ -277,10 +302,16 @@ impl Node {
         self.inner.set_state(LinkState::Disconnected);
         loop {
             let busy = self.send_more || self.conns.iter().any(|(_, l)| l.more);
+            let ack_pending = self
+                .conns
+                .iter()
+                .any(|(_, l)| l.phase == Phase::Linked && l.received > l.ack_sent);
             let wait = if busy {
                 Duration::ZERO
             } else if self.poll_soon {
                 BATCH_WAIT
+            } else if ack_pending {
+                ACK_DELAY
             } else {
                 TICK
             };
@@ -541,6 +572,31 @@ impl Node {
         if let Some(l) = self.conns.get_mut(t) {
             if let Err(e) = flush_tx(l, &self.inner) {
                 self.close(t, ("io_error", format!("write: {e}")));
+                return;
+            }
+        }
+        self.sync_interest(t);
+    }
+
+    /// Asks for WRITABLE events only while they mean something.
+    fn sync_interest(&mut self, t: usize) {
+        let Some(l) = self.conns.get_mut(t) else {
+            return;
+        };
+        let want = l.phase == Phase::Connecting || l.pending_tx() > 0;
+        if want != l.writable_interest {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut l.sock, Token(t), interest)
+                .is_ok()
+            {
+                l.writable_interest = want;
             }
         }
     }
@@ -596,13 +652,11 @@ impl Node {
                 }
             }
         }
-        // Acknowledge what this wake-up processed.
+        // Acknowledge what this wake-up processed, at most every
+        // ACK_DELAY (housekeeping sends a pending one later): each ack
+        // wakes the peer's replication thread.
         if let Some(l) = self.conns.get_mut(t) {
-            if l.phase == Phase::Linked && l.received > l.ack_sent {
-                l.ack_sent = l.received;
-                let records = l.received;
-                l.send(&Frame::Ack { records });
-            }
+            l.ack_if_due(Instant::now());
             if l.pending_tx() > TX_HARD_LIMIT {
                 return Err(("peer_not_reading", "the peer stopped reading".into()));
             }
@@ -1074,7 +1128,9 @@ impl Node {
                                 format!("no frame from the peer for {} ms", timeout.as_millis()),
                             ),
                         ));
-                    } else if now.duration_since(l.last_ping) >= hb {
+                    }
+                    l.ack_if_due(now);
+                    if now.duration_since(l.last_ping) >= hb {
                         l.last_ping = now;
                         l.ping_seq += 1;
                         let nonce = l.ping_seq;
@@ -1171,7 +1227,7 @@ impl Node {
         let mut keys = std::mem::take(&mut self.scratch);
         let mut walk_done = false;
         let mut armed = false;
-        let mut sent_keys = false;
+        let mut sent_keys = 0usize;
         self.poll_soon = false;
         let mut rounds = 0;
         self.send_more = false;
@@ -1198,7 +1254,7 @@ impl Node {
             keys.clear();
             if outbox.pop_batch(&mut self.pop_cursor, OUTBOX_BATCH, &mut keys) > 0 {
                 progressed = true;
-                sent_keys = true;
+                sent_keys += keys.len();
                 for key in keys.drain(..) {
                     let sent = exec::export(shared, &key, |e| {
                         encode_exported(&mut l.tx, e, peer_max, counters)
@@ -1237,11 +1293,12 @@ impl Node {
                 if armed {
                     break;
                 }
-                if sent_keys {
-                    // Writes are flowing: look again in a millisecond
-                    // rather than have every write wake this thread (a
-                    // wake-up costs the writer a syscall and both a
-                    // context switch).
+                if sent_keys >= BATCH_MIN_KEYS {
+                    // Writes are flowing fast: look again in a
+                    // millisecond rather than have every write wake this
+                    // thread (a wake-up costs the writer a syscall and
+                    // both a context switch). At lower rates each write
+                    // wakes us at once (lowest lag).
                     self.poll_soon = true;
                     break;
                 }
@@ -1262,6 +1319,7 @@ impl Node {
             self.close(t, ("io_error", format!("write: {e}")));
             return;
         }
+        self.sync_interest(t);
         if walk_done {
             tracing::info!("replication: full sync sent to the peer");
         }
@@ -1316,6 +1374,8 @@ fn flush_tx(l: &mut Link, inner: &Inner) -> io::Result<()> {
     if l.phase == Phase::Connecting {
         return Ok(());
     }
+    // Blocked only if this attempt meets WouldBlock again.
+    l.blocked = false;
     while l.tx_off < l.tx.len() {
         match l.sock.write(&l.tx[l.tx_off..]) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote 0")),
