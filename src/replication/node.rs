@@ -59,7 +59,7 @@ const ACK_DELAY: Duration = Duration::from_millis(5);
 /// While writes flow fast (a pump found at least BATCH_MIN_KEYS keys),
 /// how long records may wait to be batched.
 const BATCH_WAIT: Duration = Duration::from_millis(1);
-const BATCH_MIN_KEYS: usize = 16;
+const BATCH_MIN_KEYS: usize = 4;
 /// First redial delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
