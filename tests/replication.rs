@@ -2742,6 +2742,93 @@ fn without_a_peer_plain_stats_has_no_repl_lines() {
     assert!(st.contains_key("curr_items"), "not a stats reply: {st:?}");
 }
 
+/// The node id a node started without --node-id derives today (src/exec.rs
+/// derived_node_id: FNV-1a over the -l socket addresses, -p and -X, folded
+/// to 1..=255). Used only to find a deployment where two nodes derive the
+/// same id; if the derivation changes, the test below still demands a link.
+fn derived_id_today(host: [u8; 4], port: u16, rport: u16) -> u8 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h = (h ^ x as u32).wrapping_mul(0x0100_0193);
+        }
+    };
+    eat(SocketAddr::from((host, port)).to_string().as_bytes());
+    eat(&port.to_be_bytes());
+    eat(&rport.to_be_bytes());
+    1 + ((h ^ (h >> 16)) % 255) as u8
+}
+
+#[test]
+fn nodes_without_node_id_link_whatever_their_addresses() {
+    // two nodes on different addresses, no --node-id: they must link. With
+    // ids derived from a hash of the addresses, 1 deployment in 255 derives
+    // the same id on both nodes and never links (node_id_clash)
+    let _g = serial();
+    let (port, rport, k) = loop {
+        let (p, r) = (free_port(), free_port());
+        let mine = derived_id_today([127, 0, 0, 1], p, r);
+        let clash = (2u8..=254).find(|&k| {
+            derived_id_today([127, 0, 0, k], p, r) == mine
+                && free_on([127, 0, 0, k], p)
+                && free_on([127, 0, 0, k], r)
+        });
+        if let (true, Some(k)) = (p != r, clash) {
+            break (p, r, k);
+        }
+    };
+    let dir = TempDir::new("derived");
+    let other = format!("127.0.0.{k}");
+    let mut a = Node::spawn_on(
+        "A",
+        [127, 0, 0, 1],
+        port,
+        rport,
+        vec![
+            "-x".into(),
+            other.clone(),
+            "--repl-sync-timeout".into(),
+            "1".into(),
+        ],
+        dir.path().join("a.log"),
+    );
+    let mut b = Node::spawn_on(
+        "B",
+        [127, 0, 0, k],
+        port,
+        rport,
+        vec![
+            "-x".into(),
+            "127.0.0.1".into(),
+            "--repl-sync-timeout".into(),
+            "1".into(),
+        ],
+        dir.path().join("b.log"),
+    );
+    assert!(a.wait_ready(Duration::from_secs(10)), "{}", a.log_tail(10));
+    assert!(b.wait_ready(Duration::from_secs(10)), "{}", b.log_tail(10));
+    let linked = common::eventually(Duration::from_secs(3), || {
+        a.stats_repl().get("repl_state").map(String::as_str) == Some("linked")
+    });
+    let (sa, sb) = (a.stats_repl(), b.stats_repl());
+    eprintln!(
+        "no --node-id, 127.0.0.1 and {other} on ports {port}/{rport}: node ids {:?} / {:?}, state {:?}, last_error {:?}",
+        sa.get("repl_node_id"),
+        sb.get("repl_node_id"),
+        sa.get("repl_state"),
+        sa.get("repl_last_error")
+    );
+    assert!(
+        linked,
+        "a pair on 127.0.0.1 and {other} (ports {port}/{rport}) without --node-id never linked: node ids {:?} and {:?}, last error {:?}",
+        sa.get("repl_node_id"),
+        sb.get("repl_node_id"),
+        sa.get("repl_last_error")
+    );
+    a.kill9();
+    b.kill9();
+}
+
 // ------------------------------------------------------ initial sync timeout
 
 #[test]
