@@ -2542,40 +2542,62 @@ fn repcached_style_pair_on_two_loopback_addresses() {
     // 127.0.0.2, -x without a port (it defaults to our own -X), no --node-id
     let _g = serial();
     let dir = TempDir::new("addrs");
-    let (port, rport) = loop {
-        let (p, r) = (free_port(), free_port());
-        if p != r && free_on([127, 0, 0, 2], p) && free_on([127, 0, 0, 2], r) {
-            break (p, r);
-        }
-    };
-    let mut a = Node::spawn_on(
-        "A",
-        [127, 0, 0, 1],
-        port,
-        rport,
-        vec!["-x".into(), "127.0.0.2".into()],
-        dir.path().join("a.log"),
-    );
-    let mut b = Node::spawn_on(
-        "B",
-        [127, 0, 0, 2],
-        port,
-        rport,
-        vec!["-x".into(), "127.0.0.1".into()],
-        dir.path().join("b.log"),
-    );
     let logs =
         |a: &Node, b: &Node| format!("A log:\n{}\nB log:\n{}", a.log_tail(20), b.log_tail(20));
-    assert!(
-        a.wait_ready(Duration::from_secs(20)),
-        "A not ready\n{}",
-        logs(&a, &b)
-    );
-    assert!(
-        b.wait_ready(Duration::from_secs(20)),
-        "B not ready\n{}",
-        logs(&a, &b)
-    );
+    let mut attempt = 0;
+    let (mut a, mut b) = loop {
+        attempt += 1;
+        // ports where today's derived ids differ (the clash has its own test)
+        let (port, rport) = loop {
+            let (p, r) = (free_port(), free_port());
+            if p != r
+                && free_on([127, 0, 0, 2], p)
+                && free_on([127, 0, 0, 2], r)
+                && derived_id_today([127, 0, 0, 1], p, r) != derived_id_today([127, 0, 0, 2], p, r)
+            {
+                break (p, r);
+            }
+        };
+        let mut a = Node::spawn_on(
+            "A",
+            [127, 0, 0, 1],
+            port,
+            rport,
+            vec![
+                "-x".into(),
+                "127.0.0.2".into(),
+                "--repl-sync-timeout".into(),
+                "5".into(),
+            ],
+            dir.path().join("a.log"),
+        );
+        let mut b = Node::spawn_on(
+            "B",
+            [127, 0, 0, 2],
+            port,
+            rport,
+            vec![
+                "-x".into(),
+                "127.0.0.1".into(),
+                "--repl-sync-timeout".into(),
+                "5".into(),
+            ],
+            dir.path().join("b.log"),
+        );
+        let ready = a.wait_ready(Duration::from_secs(10)) && b.wait_ready(Duration::from_secs(10));
+        if ready {
+            break (a, b);
+        }
+        // a port taken meanwhile by another process makes a node exit
+        if (a.running() && b.running()) || attempt == 3 {
+            panic!(
+                "the pair did not start (attempt {attempt})\n{}",
+                logs(&a, &b)
+            );
+        }
+        a.kill9();
+        b.kill9();
+    };
     let linked = common::eventually(Duration::from_secs(5), || {
         a.stats_repl().get("repl_state").map(String::as_str) == Some("linked")
             && b.stats_repl().get("repl_state").map(String::as_str) == Some("linked")
