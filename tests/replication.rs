@@ -1535,6 +1535,73 @@ fn cas_across_nodes() {
 }
 
 #[test]
+fn meta_cas_across_nodes() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    assert_eq!(ca.cmd("ms mc 2 F3\r\nv1\r\n"), "HD");
+    await_value(&pair.b, "mc", Some(b"v1"), "ms");
+    // mg c on A gives the unique; ms C on B compares against it
+    let l = ca.cmd("mg mc c\r\n");
+    let u: u64 = l
+        .split(' ')
+        .find_map(|f| f.strip_prefix('c').and_then(|v| v.parse().ok()))
+        .unwrap_or_else(|| panic!("mg mc c: {l}"));
+    assert_eq!(
+        cb.gets("mc").map(|i| i.cas),
+        Some(u),
+        "unique differs between nodes"
+    );
+    assert_eq!(cb.cmd(&format!("ms mc 2 C{u}\r\nv2\r\n")), "HD");
+    await_value(&pair.a, "mc", Some(b"v2"), "ms C on B");
+    assert_eq!(
+        ca.cmd(&format!("ms mc 2 C{u}\r\nv3\r\n")),
+        "EX",
+        "a stale C on A"
+    );
+    assert_eq!(
+        ca.cmd(&format!("md mc C{u}\r\n")),
+        "EX",
+        "a stale md C on A"
+    );
+    let u2 = ca.gets("mc").expect("mc").cas;
+    assert_eq!(ca.cmd(&format!("md mc C{u2}\r\n")), "HD");
+    await_value(&pair.b, "mc", None, "md C on A");
+    // explicit CAS values would break the version order: refused
+    let r = ca.cmd("ms me 1 E12345\r\nx\r\n");
+    assert!(r.starts_with("CLIENT_ERROR"), "ms with E in a pair: {r}");
+}
+
+#[test]
+fn cas_disabled_with_a_peer_is_refused() {
+    // -C means no CAS uniques, hence no versions: -x cannot work with it
+    let _g = serial();
+    let dir = TempDir::new("nocas");
+    let mut node = Node::spawn(
+        "nocas",
+        free_port(),
+        free_port(),
+        vec![
+            "-C".into(),
+            "-x".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ],
+        dir.path().join("nocas.log"),
+    );
+    let t0 = Instant::now();
+    while node.exited().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let st = node.exited();
+    eprintln!("-C with -x: exit {st:?}; {}", node.log_tail(2));
+    assert!(
+        st.is_some_and(|s| !s.success()),
+        "-C -x was accepted: {st:?}"
+    );
+}
+
+#[test]
 fn every_mutation_reaches_the_peer() {
     let _g = serial();
     let pair = linked_pair(&[], &[]);
