@@ -3002,6 +3002,31 @@ impl Rng {
     }
 }
 
+/// Remaining TTL of each present key on `n` (`mg KEY t`; -1 = none).
+fn ttls(n: &Node, keys: &[String]) -> HashMap<String, i64> {
+    let mut c = n.conn();
+    let mut out = HashMap::new();
+    for batch in keys.chunks(100) {
+        let mut req = Vec::new();
+        for k in batch {
+            req.extend_from_slice(format!("mg {k} t\r\n").as_bytes());
+        }
+        c.send(&req);
+        for k in batch {
+            let l = c.line();
+            if l == "EN" {
+                continue;
+            }
+            let t = l
+                .split(' ')
+                .find_map(|f| f.strip_prefix('t').and_then(|v| v.parse().ok()))
+                .unwrap_or_else(|| panic!("mg {k} t: {l}"));
+            out.insert(k.clone(), t);
+        }
+    }
+    out
+}
+
 /// One random operation on `c`; panics on a reply no client should see.
 fn random_op(c: &mut Conn, rng: &mut Rng, side: &str, seq: u64) {
     let k = format!("rnd:{}", rng.below(300));
@@ -3015,7 +3040,12 @@ fn random_op(c: &mut Conn, rng: &mut Rng, side: &str, seq: u64) {
     let ok: &[&str] = match roll {
         0..=549 => {
             let v = format!("{side}-{seq}");
-            let r = c.set(&k, rng.below(1 << 16) as u32, v.as_bytes());
+            // half without expiry, half with one an hour or two away
+            let exp = match rng.below(2) {
+                0 => 0,
+                _ => 3600 + rng.below(3600) as i64,
+            };
+            let r = c.store("set", &k, rng.below(1 << 16) as u32, exp, v.as_bytes());
             assert_eq!(r, "STORED", "set {k}");
             return;
         }
@@ -3118,6 +3148,22 @@ fn random_ops_under_random_faults_converge() {
         .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", pair.report()));
     let (sa, sb) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
     let present = pair.snapshot(&all).0.len();
+    // expiry converges too (remaining TTL, allowing the one-second tick)
+    let (ta, tb) = (ttls(&pair.a, &all), ttls(&pair.b, &all));
+    let ttl_diff: Vec<String> = all
+        .iter()
+        .filter(|k| match (ta.get(*k), tb.get(*k)) {
+            (Some(x), Some(y)) => (x - y).abs() > 1 || (*x < 0) != (*y < 0),
+            (x, y) => x != y,
+        })
+        .map(|k| format!("{k}: A {:?} B {:?}", ta.get(k), tb.get(k)))
+        .collect();
+    assert!(
+        ttl_diff.is_empty(),
+        "seed {seed}: expiry differs for {} keys: {:?}",
+        ttl_diff.len(),
+        &ttl_diff[..ttl_diff.len().min(10)]
+    );
     eprintln!(
         "soak: {present} of {} keys hold a value at the end",
         all.len()
