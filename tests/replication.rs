@@ -1304,7 +1304,7 @@ fn throttled_link_bounded_outbox_then_resync() {
         ref_rss / 1024
     );
     eprintln!(
-        "throttle: {} after writes stopped (link 16 MiB/s); resyncs full A {} B {}, partial A {} B {}",
+        "throttle: {} after writes stopped (link 16 MiB/s); resyncs full A {} B {}, partial A {} B {}; links established A {} B {}; last_error A {:?}",
         match &conv {
             Ok(d) => format!("converged in {:.0} ms", ms(*d)),
             Err(_) => format!("NOT converged after {:.0} ms", ms(t0.elapsed())),
@@ -1312,7 +1312,10 @@ fn throttled_link_bounded_outbox_then_resync() {
         num(&sa2, "repl_resyncs_full"),
         num(&sb2, "repl_resyncs_full"),
         num(&sa2, "repl_resyncs_partial"),
-        num(&sb2, "repl_resyncs_partial")
+        num(&sb2, "repl_resyncs_partial"),
+        num(&sa2, "repl_links_established"),
+        num(&sb2, "repl_links_established"),
+        sa2.get("repl_last_error")
     );
     assert!(num(&sa, "repl_outbox_overflows") > 0, "no overflow: {sa:?}");
     assert!(
