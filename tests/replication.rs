@@ -2033,8 +2033,11 @@ fn graceful_stop_drains_the_outbox_within_its_limit() {
 fn value_too_large_for_the_peer_is_reported_not_fatal() {
     let _g = serial();
     let pair = linked_pair(&["-I", "2m", "-m", "128"], &["-I", "1m", "-m", "128"]);
-    let before_a = pair.stats_repl(Side::A);
     let mut ca = pair.a.conn();
+    // "big" exists on both, small, before it grows past B's -I on A
+    assert_eq!(ca.set("big", 0, b"small"), "STORED");
+    await_value(&pair.b, "big", Some(b"small"), "set");
+    let before_a = pair.stats_repl(Side::A);
     let big = vec![b'B'; 1536 * 1024];
     assert_eq!(ca.set("big", 0, &big), "STORED");
     assert_eq!(ca.set("small-after", 0, b"fine"), "STORED");
@@ -2044,11 +2047,8 @@ fn value_too_large_for_the_peer_is_reported_not_fatal() {
         Some(b"fine"),
         "set after a too-large value",
     );
-    assert_eq!(
-        pair.b.conn().get("big"),
-        None,
-        "B stored a value above its -I"
-    );
+    // B cannot take the new value; it must not keep serving the old one
+    await_value(&pair.b, "big", None, "a value above B's -I set on A");
     let sa = pair.stats_repl(Side::A);
     let sb = pair.stats_repl(Side::B);
     // the contract names repl_records_refused; the sender may also count a
@@ -2141,6 +2141,87 @@ fn odd_shapes_and_noreply_replicate() {
         Some("10".into())
     );
     assert_eq!(v("nrms"), Some((0, "mq".into())));
+}
+
+#[test]
+fn flush_all_during_a_cut_is_a_barrier_on_heal() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let mut ca = pair.a.conn();
+    let mut cb = pair.b.conn();
+    let old = keys("fc-old", 0..100);
+    set_all(
+        &mut cb,
+        &old.iter()
+            .map(|k| (k.clone(), 0, b"old".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    pair.wait_converged(&old, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}"));
+    pair.cut();
+    assert!(common::eventually(Duration::from_secs(3), || pair
+        .state(Side::B)
+        != "linked"));
+    // on B before the flush, the flush on A, then on B after it
+    let before = keys("fc-before", 0..100);
+    set_all(
+        &mut cb,
+        &before
+            .iter()
+            .map(|k| (k.clone(), 0, b"b".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(ca.cmd("flush_all\r\n"), "OK");
+    std::thread::sleep(Duration::from_millis(30));
+    let after = keys("fc-after", 0..100);
+    set_all(
+        &mut cb,
+        &after
+            .iter()
+            .map(|k| (k.clone(), 0, b"a".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let after_a = keys("fc-after-a", 0..100);
+    set_all(
+        &mut ca,
+        &after_a
+            .iter()
+            .map(|k| (k.clone(), 0, b"A".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    pair.pass();
+    pair.wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no re-link\n{}", pair.report()));
+    let mut all: Vec<String> = old.clone();
+    all.extend(before.iter().cloned());
+    all.extend(after.iter().cloned());
+    all.extend(after_a.iter().cloned());
+    let conv = pair
+        .wait_converged(&all, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let (a, _) = pair.snapshot(&all);
+    let count = |ks: &[String]| ks.iter().filter(|k| a.contains_key(*k)).count();
+    eprintln!(
+        "flush during a cut: converged {:.0} ms after healing; present old {} before {} after-on-B {} after-on-A {}",
+        ms(conv),
+        count(&old),
+        count(&before),
+        count(&after),
+        count(&after_a)
+    );
+    assert_eq!(count(&old), 0, "keys older than the flush survived it");
+    assert_eq!(
+        count(&before),
+        0,
+        "keys B wrote before A's flush survived it"
+    );
+    assert_eq!(
+        count(&after),
+        after.len(),
+        "keys B wrote after A's flush were lost"
+    );
+    assert_eq!(count(&after_a), after_a.len());
 }
 
 #[test]
