@@ -372,6 +372,94 @@ fn exactly_one_link_when_both_dial() {
     assert_eq!(pair.state(Side::B), "linked");
 }
 
+#[test]
+fn stats_replication_has_every_field() {
+    let _g = serial();
+    let pair = linked_pair(&[], &[]);
+    let fields = [
+        "repl_state",
+        "repl_peer",
+        "repl_node_id",
+        "repl_peer_node_id",
+        "repl_run_id",
+        "repl_peer_run_id",
+        "repl_links_established",
+        "repl_initial_sync",
+        "repl_outbox_items",
+        "repl_outbox_bytes",
+        "repl_outbox_overflows",
+        "repl_lag_records",
+        "repl_lag_ms",
+        "repl_records_sent",
+        "repl_records_received",
+        "repl_records_applied",
+        "repl_records_older",
+        "repl_conflicts",
+        "repl_records_refused",
+        "repl_resyncs_full",
+        "repl_resyncs_partial",
+        "repl_sync_in_progress",
+        "repl_bytes_sent",
+        "repl_bytes_received",
+        "repl_malformed_frames",
+        "repl_auth_failures",
+        "repl_strangers_refused",
+        "repl_tombstones",
+        "repl_last_error",
+        "repl_last_error_time",
+    ];
+    let (sa, sb) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
+    for (who, st) in [("A", &sa), ("B", &sb)] {
+        let missing: Vec<_> = fields.iter().filter(|f| !st.contains_key(**f)).collect();
+        assert!(missing.is_empty(), "{who} lacks {missing:?}");
+        for f in fields {
+            let text = [
+                "repl_state",
+                "repl_peer",
+                "repl_run_id",
+                "repl_peer_run_id",
+                "repl_initial_sync",
+                "repl_last_error",
+            ];
+            if !text.contains(&f) {
+                assert!(st[f].parse::<u64>().is_ok(), "{who} {f} = {:?}", st[f]);
+            }
+        }
+        assert_eq!(st["repl_state"], "linked");
+        assert_eq!(st["repl_initial_sync"], "done");
+    }
+    assert_eq!(sa["repl_peer"], format!("127.0.0.1:{}", pair.to_b.port()));
+    assert_eq!(sb["repl_peer"], format!("127.0.0.1:{}", pair.to_a.port()));
+    assert_eq!(
+        (
+            sa["repl_node_id"].as_str(),
+            sa["repl_peer_node_id"].as_str()
+        ),
+        ("1", "2")
+    );
+    assert_eq!(
+        (
+            sb["repl_node_id"].as_str(),
+            sb["repl_peer_node_id"].as_str()
+        ),
+        ("2", "1")
+    );
+    assert_eq!(sa["repl_peer_run_id"], sb["repl_run_id"]);
+    assert_eq!(sb["repl_peer_run_id"], sa["repl_run_id"]);
+    assert_ne!(sa["repl_run_id"], sb["repl_run_id"]);
+    // summary lines in plain stats, agreeing with stats replication
+    let plain = pair.a.stats("");
+    for k in [
+        "repl_state",
+        "repl_lag_ms",
+        "repl_outbox_items",
+        "repl_outbox_bytes",
+    ] {
+        assert!(plain.contains_key(k), "plain stats lacks {k}");
+    }
+    assert_eq!(plain["repl_state"], "linked");
+}
+
 // ------------------------------------------------------------ steady writes
 
 #[test]
