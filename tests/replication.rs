@@ -1936,6 +1936,55 @@ fn writes_that_expire_at_once_remove_the_key_on_both() {
 }
 
 #[test]
+fn evictions_and_expiry_stay_local() {
+    // B has far less memory than A: it evicts what A sends, and those
+    // evictions must not come back to A as deletes
+    let _g = serial();
+    let pair = linked_pair(&["-m", "128"], &["-m", "8"]);
+    let n = 20_000;
+    let items: Vec<_> = (0..n)
+        .map(|i| (format!("ev:{i}"), 0u32, vec![b'e'; 1000]))
+        .collect();
+    set_all(&mut pair.a.conn(), &items);
+    let ks: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+    // let everything reach B (and B evict)
+    let settled = common::eventually(Duration::from_secs(10), || {
+        let sa = pair.stats_repl(Side::A);
+        num(&sa, "repl_outbox_items") == 0 && num(&sa, "repl_lag_records") == 0
+    });
+    assert!(settled, "A's outbox did not drain\n{}", pair.report());
+    std::thread::sleep(Duration::from_millis(300));
+    let sb_before = pair.stats_repl(Side::B);
+    let on_a = pair.a.conn().gets_many(&ks).len();
+    let on_b = pair.b.conn().gets_many(&ks).len();
+    let evictions_b = pair.b.stats("").get("evictions").cloned();
+    // short-lived items: they expire on both, and expiry sends nothing
+    let short = keys("ev-short", 0..50);
+    for k in &short {
+        assert_eq!(pair.a.conn().store("set", k, 0, 1, b"brief"), "STORED");
+    }
+    await_value(&pair.b, &short[49], Some(b"brief"), "set with exptime 1");
+    let sent_a = num(&pair.stats_repl(Side::A), "repl_records_sent");
+    let sent_b = num(&pair.stats_repl(Side::B), "repl_records_sent");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(pair.a.conn().gets_many(&short).is_empty(), "expired on A");
+    assert!(pair.b.conn().gets_many(&short).is_empty(), "expired on B");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent_a2 = num(&pair.stats_repl(Side::A), "repl_records_sent");
+    let sent_b2 = num(&pair.stats_repl(Side::B), "repl_records_sent");
+    eprintln!(
+        "local evictions: A holds {on_a}/{n}, B holds {on_b} (evictions {evictions_b:?}); B records_sent {} ; records sent while 50 items expired: A +{} B +{}",
+        num(&sb_before, "repl_records_sent"),
+        sent_a2 - sent_a,
+        sent_b2 - sent_b
+    );
+    assert!(on_b < n, "B (-m 8) holds all {n} KB-sized items?");
+    assert_eq!(on_a, n, "B's evictions deleted keys on A");
+    assert_eq!(sent_a2 - sent_a, 0, "A sent records for expirations");
+    assert_eq!(sent_b2 - sent_b, 0, "B sent records for expirations");
+}
+
+#[test]
 fn large_values_cross_a_slow_link() {
     let _g = serial();
     let pair = linked_pair(&["-m", "128"], &["-m", "128"]);
