@@ -1509,6 +1509,61 @@ fn outbox_byte_bound_and_tombstone_ttl() {
         .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
 }
 
+#[test]
+fn outbox_coalesces_rewrites_of_a_key() {
+    // 10,000 writes to 50 keys while the link is cut fit an outbox of 100
+    // entries: one entry per key, no overflow, no full resync on heal
+    let _g = serial();
+    let pair = linked_pair(&["-q", "100"], &["-q", "100"]);
+    let s0 = pair.stats_repl(Side::A);
+    pair.cut();
+    assert!(common::eventually(Duration::from_secs(3), || pair
+        .state(Side::A)
+        != "linked"));
+    let ks = keys("co", 0..50);
+    let mut c = pair.a.conn();
+    for round in 0..200 {
+        let items: Vec<_> = ks
+            .iter()
+            .map(|k| (k.clone(), round, format!("{k}-{round}").into_bytes()))
+            .collect();
+        set_all(&mut c, &items);
+    }
+    let s1 = pair.stats_repl(Side::A);
+    pair.pass();
+    pair.wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no re-link\n{}", pair.report()));
+    pair.wait_converged(&ks, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let s2 = pair.stats_repl(Side::A);
+    let (_, b) = pair.snapshot(&ks);
+    eprintln!(
+        "coalescing: outbox {} items / {} bytes after 10,000 writes to 50 keys; overflows +{}; resyncs full +{} partial +{}; records sent on heal {}",
+        num(&s1, "repl_outbox_items"),
+        num(&s1, "repl_outbox_bytes"),
+        num(&s2, "repl_outbox_overflows") - num(&s0, "repl_outbox_overflows"),
+        num(&s2, "repl_resyncs_full") - num(&s0, "repl_resyncs_full"),
+        num(&s2, "repl_resyncs_partial") - num(&s0, "repl_resyncs_partial"),
+        num(&s2, "repl_records_sent") - num(&s1, "repl_records_sent")
+    );
+    for k in &ks {
+        assert_eq!(
+            b.get(k).map(|i| i.value.clone()),
+            Some(format!("{k}-199").into_bytes()),
+            "{k}"
+        );
+    }
+    assert!(
+        num(&s1, "repl_outbox_items") <= 50,
+        "the outbox did not coalesce: {s1:?}"
+    );
+    assert_eq!(
+        num(&s2, "repl_outbox_overflows"),
+        num(&s0, "repl_outbox_overflows")
+    );
+    assert_eq!(num(&s2, "repl_resyncs_full"), num(&s0, "repl_resyncs_full"));
+}
+
 // ------------------------------------------------------------ SIGSTOP peer
 
 #[test]
