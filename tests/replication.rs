@@ -2691,7 +2691,7 @@ fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
     let dir = TempDir::new("secret");
     let sf = dir.secret("repl.secret", SECRET);
     let sfs = sf.to_string_lossy().into_owned();
-    let pair = Pair::start_in(
+    let mut pair = Pair::start_in(
         dir,
         &["--repl-secret-file", &sfs],
         &["--repl-secret-file", &sfs],
@@ -2765,6 +2765,25 @@ fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
         pair.state(Side::A),
         "linked",
         "a forger broke the real link"
+    );
+
+    // the real peer, restarted, authenticates again and gets the data
+    pair.restart_a();
+    assert!(
+        pair.a.wait_ready(Duration::from_secs(20)),
+        "A not ready after a restart with the secret\n{}",
+        pair.report()
+    );
+    assert_eq!(
+        pair.a
+            .stats_repl()
+            .get("repl_initial_sync")
+            .map(String::as_str),
+        Some("done")
+    );
+    assert_eq!(
+        pair.a.conn().get("secret").as_deref(),
+        Some(&b"TOPSECRET-DATA"[..])
     );
 }
 
