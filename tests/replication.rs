@@ -934,6 +934,65 @@ fn resync_races_live_overwrites_and_deletes() {
     );
 }
 
+#[test]
+fn peer_frozen_during_an_initial_sync() {
+    // B restarts empty and syncs from A; A freezes mid-walk for longer than
+    // the link timeout, then thaws: B must still end up ready and equal
+    let _g = serial();
+    let mut pair = linked_pair(&[], &[]);
+    let n = 100_000;
+    let items: Vec<_> = (0..n)
+        .map(|i| (format!("fz:{i}"), 0u32, format!("{i:0>100}").into_bytes()))
+        .collect();
+    set_all(&mut pair.a.conn(), &items);
+    pair.b.kill9();
+    let a_to_b = |p: &Pair| p.to_a.bytes_down() + p.to_b.bytes_up();
+    let base = a_to_b(&pair);
+    pair.b.respawn();
+    let t0 = Instant::now();
+    // B's client port is closed while it syncs: watch the bytes A sends it
+    // through the proxies, and freeze A about a tenth of the way
+    let mut syncing = false;
+    while t0.elapsed() < Duration::from_secs(10) {
+        if a_to_b(&pair) - base > 2_000_000 {
+            syncing = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let applied_at_stop = a_to_b(&pair) - base;
+    let b_ready_before_stop = pair.b.answers();
+    let a_pid = pair.a.pid().expect("A pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(a_pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("SIGSTOP A");
+    std::thread::sleep(Duration::from_secs(4));
+    let b_state_frozen = pair.b.stats_repl().get("repl_state").cloned();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(a_pid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .expect("SIGCONT A");
+    let ready = pair.b.wait_ready(Duration::from_secs(40));
+    let ready_at = t0.elapsed();
+    let sb = pair.b.stats_repl();
+    eprintln!(
+        "frozen during sync: sync under way {syncing}, {applied_at_stop} bytes sent to B (B ready {b_ready_before_stop}) when A froze; B state while A frozen {b_state_frozen:?}; B ready {ready} after {:.0} ms, initial_sync {:?}",
+        ms(ready_at),
+        sb.get("repl_initial_sync")
+    );
+    assert!(syncing, "the sync never got going\n{}", pair.report());
+    assert!(!b_ready_before_stop, "B was ready before its sync was done");
+    assert!(ready, "B never opened its client port\n{}", pair.report());
+    let ks: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+    pair.wait_linked(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no link after the thaw\n{}", pair.report()));
+    pair.wait_converged(&ks, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+}
+
 // ----------------------------------------------------------- cut and heal
 
 #[test]
