@@ -3272,6 +3272,78 @@ fn nodes_without_node_id_link_whatever_their_addresses() {
     b.kill9();
 }
 
+#[test]
+fn peer_given_by_host_name() {
+    // -x localhost:PORT: the name is resolved, and the peer's connections
+    // (from 127.0.0.1) are recognised as the configured peer's
+    let _g = serial();
+    let dir = TempDir::new("hostname");
+    let p = {
+        let mut v = Vec::new();
+        while v.len() < 4 {
+            let x = free_port();
+            if !v.contains(&x) {
+                v.push(x);
+            }
+        }
+        v
+    };
+    let mut a = Node::spawn(
+        "A",
+        p[0],
+        p[2],
+        vec![
+            "-x".into(),
+            format!("localhost:{}", p[3]),
+            "--node-id".into(),
+            "1".into(),
+        ],
+        dir.path().join("a.log"),
+    );
+    let mut b = Node::spawn(
+        "B",
+        p[1],
+        p[3],
+        vec![
+            "-x".into(),
+            format!("localhost:{}", p[2]),
+            "--node-id".into(),
+            "2".into(),
+        ],
+        dir.path().join("b.log"),
+    );
+    assert!(
+        a.wait_ready(Duration::from_secs(20)),
+        "A\n{}",
+        a.log_tail(10)
+    );
+    assert!(
+        b.wait_ready(Duration::from_secs(20)),
+        "B\n{}",
+        b.log_tail(10)
+    );
+    let linked = common::eventually(Duration::from_secs(5), || {
+        a.stats_repl().get("repl_state").map(String::as_str) == Some("linked")
+    });
+    let st = a.stats_repl();
+    eprintln!(
+        "peer by name: state {:?} peer {:?} strangers_refused {}",
+        st.get("repl_state"),
+        st.get("repl_peer"),
+        num(&st, "repl_strangers_refused")
+    );
+    assert!(
+        linked,
+        "no link with -x localhost:PORT\n{}\n{}",
+        a.log_tail(10),
+        b.log_tail(10)
+    );
+    assert_eq!(a.conn().set("byname", 0, b"ok"), "STORED");
+    await_value(&b, "byname", Some(b"ok"), "set on A");
+    a.kill9();
+    b.kill9();
+}
+
 // ------------------------------------------------------ initial sync timeout
 
 #[test]
