@@ -3025,13 +3025,15 @@ fn repcached_style_pair_on_two_loopback_addresses() {
     });
     let (sa, sb) = (a.stats_repl(), b.stats_repl());
     eprintln!(
-        "two addresses: A peer {:?} node {:?}/{:?}; B peer {:?} node {:?}/{:?}",
+        "two addresses: A peer {:?} node {:?}/{:?}; B peer {:?} node {:?}/{:?}; strangers refused A {} B {}",
         sa.get("repl_peer"),
         sa.get("repl_node_id"),
         sa.get("repl_peer_node_id"),
         sb.get("repl_peer"),
         sb.get("repl_node_id"),
-        sb.get("repl_peer_node_id")
+        sb.get("repl_peer_node_id"),
+        num(&sa, "repl_strangers_refused"),
+        num(&sb, "repl_strangers_refused")
     );
     assert!(
         linked,
@@ -3042,6 +3044,16 @@ fn repcached_style_pair_on_two_loopback_addresses() {
         sa.get("repl_node_id"),
         sb.get("repl_node_id"),
         "the two nodes derived the same node id (no tie-break)"
+    );
+    // each node dials from its own -l address, so the other recognises it:
+    // the real peer is never refused as a stranger
+    assert_eq!(
+        (
+            num(&sa, "repl_strangers_refused"),
+            num(&sb, "repl_strangers_refused")
+        ),
+        (0, 0),
+        "the real peer was refused as a stranger (it dialed from another source address than its -l)"
     );
     // both directions, and concurrent writes of the same keys
     let ks = keys("twohost", 0..200);
