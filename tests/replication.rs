@@ -1163,6 +1163,112 @@ fn cut_link_with_writes_and_deletes_then_heal() {
 }
 
 #[test]
+fn long_cut_with_overflow_on_both_sides_merges_both_ways() {
+    // both outboxes overflow during a cut: the heal needs full walks in both
+    // directions, merged by version
+    let _g = serial();
+    let pair = linked_pair(&["-q", "100"], &["-q", "100"]);
+    let shared = keys("dm-shared", 0..5000);
+    set_all(
+        &mut pair.a.conn(),
+        &shared
+            .iter()
+            .map(|k| (k.clone(), 0, b"base".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    pair.wait_converged(&shared, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    pair.cut();
+    assert!(common::eventually(Duration::from_secs(3), || pair
+        .state(Side::A)
+        != "linked"
+        && pair.state(Side::B) != "linked"));
+    let da = keys("dm-a", 0..20_000);
+    let db = keys("dm-b", 0..20_000);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut c = pair.a.conn();
+            set_all(
+                &mut c,
+                &da.iter()
+                    .map(|k| (k.clone(), 1, k.as_bytes().to_vec()))
+                    .collect::<Vec<_>>(),
+            );
+            // A overwrites the first half of the shared keys early
+            set_all(
+                &mut c,
+                &shared[..2500]
+                    .iter()
+                    .map(|k| (k.clone(), 1, b"A".to_vec()))
+                    .collect::<Vec<_>>(),
+            );
+        });
+        s.spawn(|| {
+            let mut c = pair.b.conn();
+            set_all(
+                &mut c,
+                &db.iter()
+                    .map(|k| (k.clone(), 2, k.as_bytes().to_vec()))
+                    .collect::<Vec<_>>(),
+            );
+            delete_all(&mut c, &shared[2500..3000]);
+        });
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    // B overwrites the first quarter later than A did: B wins those
+    set_all(
+        &mut pair.b.conn(),
+        &shared[..1250]
+            .iter()
+            .map(|k| (k.clone(), 2, b"B-late".to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let (sa0, sb0) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
+    pair.pass();
+    let t0 = Instant::now();
+    pair.wait_linked(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no re-link\n{}", pair.report()));
+    let mut all = shared.clone();
+    all.extend(da.iter().cloned());
+    all.extend(db.iter().cloned());
+    pair.wait_converged(&all, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
+    let (a, _) = pair.snapshot(&all);
+    let (sa, sb) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
+    eprintln!(
+        "both sides overflowed (A {} B {} overflows): healed and converged in {:.0} ms; resyncs full A +{} B +{}",
+        num(&sa0, "repl_outbox_overflows"),
+        num(&sb0, "repl_outbox_overflows"),
+        ms(t0.elapsed()),
+        num(&sa, "repl_resyncs_full") - num(&sa0, "repl_resyncs_full"),
+        num(&sb, "repl_resyncs_full") - num(&sb0, "repl_resyncs_full")
+    );
+    let mut wrong = Vec::new();
+    for (i, k) in shared.iter().enumerate() {
+        let want: Option<&[u8]> = match i {
+            0..=1249 => Some(b"B-late"),
+            1250..=2499 => Some(b"A"),
+            2500..=2999 => None,
+            _ => Some(b"base"),
+        };
+        if value_of(&a, k).as_deref() != want {
+            wrong.push(format!("{k}: {}", common::pair::show(a.get(k))));
+        }
+    }
+    for k in da.iter().chain(&db) {
+        if value_of(&a, k).as_deref() != Some(k.as_bytes()) {
+            wrong.push(format!("{k}: {}", common::pair::show(a.get(k))));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} keys wrong: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+}
+
+#[test]
 fn brief_outage_costs_no_full_copy() {
     // a short cut with a few writes must be repaired by sending what
     // differs, not the whole store
