@@ -3462,6 +3462,60 @@ fn peer_given_by_host_name() {
     b.kill9();
 }
 
+#[test]
+fn replication_listener_placement() {
+    let _g = serial();
+    let dir = TempDir::new("listener");
+    // -X equal to -p: refused (replication never on the client port)
+    let p = free_port();
+    let mut same = Node::spawn(
+        "same",
+        p,
+        p,
+        vec!["-x".into(), format!("127.0.0.1:{}", free_port())],
+        dir.path().join("same.log"),
+    );
+    let t0 = Instant::now();
+    while same.exited().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let st = same.exited();
+    eprintln!("-X = -p: exit {st:?}; {}", same.log_tail(1));
+    assert!(
+        st.is_some_and(|s| !s.success()),
+        "-X equal to -p was accepted"
+    );
+
+    // the listener is on the -l address only
+    let (port, rport) = (free_port(), free_port());
+    let mut node = Node::spawn(
+        "l",
+        port,
+        rport,
+        vec![
+            "-x".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--repl-sync-timeout".into(),
+            "1".into(),
+        ],
+        dir.path().join("l.log"),
+    );
+    assert!(
+        node.wait_ready(Duration::from_secs(10)),
+        "{}",
+        node.log_tail(5)
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", rport)).is_ok(),
+        "no replication listener on 127.0.0.1:{rport}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.2", rport)).is_err(),
+        "the replication listener answers on 127.0.0.2 with -l 127.0.0.1"
+    );
+    node.kill9();
+}
+
 // ------------------------------------------------------ initial sync timeout
 
 #[test]
