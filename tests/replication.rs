@@ -545,7 +545,7 @@ fn steady_writes_converge_and_lag_is_small() {
             // yield the CPU between probes: on a 2-core machine a spinning
             // prober (and B's worker answering it) would starve the
             // replication threads and inflate what it measures
-            std::thread::sleep(Duration::from_micros(100));
+            std::thread::sleep(Duration::from_micros(200));
         }
         lags.push(t.elapsed());
         // control: one local round trip, to tell a loaded machine from a
