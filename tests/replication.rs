@@ -1738,13 +1738,24 @@ fn sigstopped_peer_does_not_slow_the_other_node() {
     pair.sigstop_b();
     let t_stop = Instant::now();
     let left_linked: Arc<Mutex<Option<Duration>>> = Arc::new(Mutex::new(None));
+    // the largest repl_lag_records / repl_lag_ms A shows while still linked
+    let lag_peak = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let watcher = {
         let left = left_linked.clone();
+        let lag_peak = lag_peak.clone();
         let port = pair.a.port;
         std::thread::spawn(move || {
             while t_stop.elapsed() < Duration::from_secs(8) {
                 if let Some(mut c) = Conn::try_connect(port, Duration::from_millis(200)) {
                     let st = c.stats("replication");
+                    if st.get("repl_state").is_some_and(|s| s == "linked") {
+                        lag_peak
+                            .0
+                            .fetch_max(num(&st, "repl_lag_records"), Ordering::SeqCst);
+                        lag_peak
+                            .1
+                            .fetch_max(num(&st, "repl_lag_ms"), Ordering::SeqCst);
+                    }
                     if st.get("repl_state").is_some_and(|s| s != "linked") {
                         *left.lock().expect("lock") = Some(t_stop.elapsed());
                         return;
@@ -1771,12 +1782,14 @@ fn sigstopped_peer_does_not_slow_the_other_node() {
     let p99 = percentile(&mut lat, 99.0);
     let left = *left_linked.lock().expect("lock");
     eprintln!(
-        "SIGSTOP B: {} sets on A in 3 s, p50 {:.3} ms p99 {:.3} ms max {:.3} ms; A left linked after {:?}",
+        "SIGSTOP B: {} sets on A in 3 s, p50 {:.3} ms p99 {:.3} ms max {:.3} ms; A left linked after {:?}; A's lag while linked to the frozen B peaked at {} records / {} ms",
         lat.len(),
         ms(percentile(&mut lat, 50.0)),
         ms(p99),
         ms(percentile(&mut lat, 100.0)),
-        left.map(ms)
+        left.map(ms),
+        lag_peak.0.load(Ordering::SeqCst),
+        lag_peak.1.load(Ordering::SeqCst)
     );
     assert!(
         p99 < Duration::from_millis(5),
@@ -1787,6 +1800,12 @@ fn sigstopped_peer_does_not_slow_the_other_node() {
     assert!(
         left < Duration::from_millis(4500),
         "A took {left:?} to notice a frozen peer (--repl-timeout-ms 3000)"
+    );
+    assert!(
+        lag_peak.0.load(Ordering::SeqCst) > 0 && lag_peak.1.load(Ordering::SeqCst) >= 1000,
+        "A reported no lag while its peer was frozen for seconds: {} records / {} ms",
+        lag_peak.0.load(Ordering::SeqCst),
+        lag_peak.1.load(Ordering::SeqCst)
     );
 
     pair.sigcont_b();
