@@ -309,6 +309,9 @@ impl Ctx<'_> {
     #[inline]
     fn mutated(&self, key: &[u8]) {
         if let Some(r) = self.shared.replicator.get() {
+            // A write that left the key already expired (negative or past
+            // expiry) must reach the peer as a delete, not as nothing.
+            self.shared.store.settle_expired(key, self.now);
             r.mutated(key);
         }
     }

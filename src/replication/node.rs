@@ -35,8 +35,11 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
 const TX_HIGH_WATER: usize = 1 << 20;
 /// A peer that lets this much pile up unread is dropped.
 const TX_HARD_LIMIT: usize = 64 << 20;
-/// Records sent and not yet acknowledged before sending pauses.
+/// Records sent and not yet acknowledged before sending pauses, and the
+/// bytes of keys they may hold (the in-flight list is part of the stated
+/// overhead: at most 8 MiB of keys plus 32 bytes a record).
 const WINDOW: usize = 256 * 1024;
+const WINDOW_KEY_BYTES: usize = 8 << 20;
 /// Keys taken from the outbox per step.
 const OUTBOX_BATCH: usize = 256;
 /// Hash buckets a resync walk step covers (one shard lock at a time).
@@ -97,6 +100,8 @@ struct Link {
     sent: u64,
     acked: u64,
     inflight: VecDeque<(Inflight, u64)>,
+    /// Bytes of the keys held in `inflight`.
+    inflight_bytes: usize,
     walk: Option<WalkCursor>,
     /// Records received and processed (what we acknowledge).
     received: u64,
@@ -133,6 +138,7 @@ impl Link {
             sent: 0,
             acked: 0,
             inflight: VecDeque::new(),
+            inflight_bytes: 0,
             walk: None,
             received: 0,
             ack_sent: 0,
@@ -140,6 +146,10 @@ impl Link {
             blocked: false,
             more: false,
         }
+    }
+
+    fn window_full(&self) -> bool {
+        self.inflight.len() >= WINDOW || self.inflight_bytes >= WINDOW_KEY_BYTES
     }
 
     fn pending_tx(&self) -> usize {
@@ -311,14 +321,14 @@ impl Node {
     }
 
     /// During a graceful stop: true once everything was sent and
-    /// acknowledged, or when there is no link to drain to, or the drain
-    /// time is up.
+    /// acknowledged, or the drain time is up. With records pending and no
+    /// link, the node keeps dialling the peer until then.
     fn drained_or_late(&self) -> bool {
         if now_ms() >= self.inner.drain_deadline_ms.load(Ordering::Acquire) {
             return true;
         }
         let Some(l) = self.active.and_then(|a| self.conns.get(a)) else {
-            return true;
+            return self.inner.outbox.is_empty() && !self.inner.outbox.overflowed();
         };
         l.phase == Phase::Linked
             && self.inner.outbox.is_empty()
@@ -348,9 +358,6 @@ impl Node {
 
     fn admit(&mut self, sock: TcpStream, addr: SocketAddr) {
         let c = &self.inner.counters;
-        if self.inner.stop.load(Ordering::Acquire) {
-            return;
-        }
         // Without a secret the peer's address is the only check: anyone
         // else is dropped before a byte is sent.
         if self.secret.is_none() && !self.peer_ips.contains(&addr.ip()) {
@@ -855,8 +862,10 @@ impl Node {
         let records = records.min(l.sent);
         while l.acked < records {
             l.acked += 1;
-            if let Some((Inflight::SyncEnd(run), _)) = l.inflight.pop_front() {
-                self.synced_run = Some(run);
+            match l.inflight.pop_front() {
+                Some((Inflight::SyncEnd(run), _)) => self.synced_run = Some(run),
+                Some((Inflight::Key(k), _)) => l.inflight_bytes -= k.len(),
+                _ => {}
             }
         }
         self.publish_state();
@@ -1031,11 +1040,8 @@ impl Node {
             }
             self.close(t, r);
         }
-        if self.active.is_none()
-            && self.dialing.is_none()
-            && now >= self.next_dial
-            && !self.inner.stop.load(Ordering::Acquire)
-        {
+        if self.active.is_none() && self.dialing.is_none() && now >= self.next_dial {
+            // Also while stopping: pending records still want a link.
             self.dial();
         }
         if self.active.is_none() {
@@ -1126,7 +1132,7 @@ impl Node {
                     break;
                 }
             }
-            if l.inflight.len() >= WINDOW || l.blocked {
+            if l.window_full() || l.blocked {
                 break;
             }
             let mut progressed = false;
@@ -1139,6 +1145,7 @@ impl Node {
                     });
                     if sent.is_some() {
                         l.sent += 1;
+                        l.inflight_bytes += key.len();
                         l.inflight.push_back((Inflight::Key(key), ms));
                         counters.records_sent.fetch_add(1, Ordering::Relaxed);
                     }
@@ -1180,7 +1187,7 @@ impl Node {
             }
         }
         self.scratch = keys;
-        if l.pending_tx() >= TX_HIGH_WATER || l.inflight.len() >= WINDOW || l.blocked {
+        if l.pending_tx() >= TX_HIGH_WATER || l.window_full() || l.blocked {
             outbox.pause();
         }
         if let Err(e) = flush_tx(l, &self.inner) {

@@ -153,6 +153,11 @@ impl Outbox {
         }
     }
 
+    /// Entries were dropped and the peer still needs its full resync.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
     /// True (once) when entries were dropped since the last call: the
     /// peer needs a full resync.
     pub fn take_overflow(&self) -> bool {

@@ -106,8 +106,9 @@ impl Store {
     pub fn export<R>(&self, key: &[u8], now: u32, f: impl FnOnce(Exported<'_>) -> R) -> Option<R> {
         let (h, si) = self.locate(key)?;
         let v = self.validity(now);
-        let sh = self.lock(si);
-        if let Some(r) = sh.find(key, h) {
+        let mut sh = self.lock(si);
+        // An item found expired is sent as its delete (see `settle`).
+        if let Some(r) = self.settle(&mut sh, key, h, &v) {
             if sh.check_live(r, &v).is_none() {
                 return Some(export_item(&sh, r, f));
             }
@@ -277,6 +278,22 @@ impl Store {
             sh.tombs.raise(key, version, v.now);
         }
         None
+    }
+
+    /// After a client write that left `key` already expired (a negative
+    /// or past expiry on set, touch, gat, `ms T`): in replicated mode the
+    /// expired item becomes its tombstone now, so the peer drops its older
+    /// copy as it would for a delete. Nothing otherwise.
+    pub fn settle_expired(&self, key: &[u8], now: u32) {
+        if !self.replicated() {
+            return;
+        }
+        let Some((h, si)) = self.locate(key) else {
+            return;
+        };
+        let v = self.validity(now);
+        let mut sh = self.lock(si);
+        let _ = self.settle(&mut sh, key, h, &v);
     }
 
     /// Removes `key`'s item (live or dead) and records its tombstone at

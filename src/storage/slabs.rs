@@ -33,6 +33,20 @@ const MAX_CLASSES: usize = 64;
 /// Page alignment: the low bits of a page table entry hold the class id.
 const PAGE_ALIGN: usize = 64;
 
+#[cfg(test)]
+thread_local! {
+    /// Pages allocated minus pages freed by this thread (test builds only):
+    /// a store built, used and dropped on one thread brings it back to 0.
+    static LIVE_PAGES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a page allocated (+1) or freed (-1); nothing outside tests.
+#[inline]
+fn count_page(_delta: i64) {
+    #[cfg(test)]
+    LIVE_PAGES.with(|n| n.set(n.get() + _delta));
+}
+
 /// Computes memcached's slab class table: chunk sizes, 1-based (index 0
 /// unused). `custom` replaces the geometric series (`-o slab_sizes`).
 pub fn class_sizes(
@@ -302,6 +316,7 @@ impl Slabs {
             // SAFETY: base came from alloc_zeroed with this layout and no
             // chunk of the page is in use (the page is in the free pool).
             unsafe { dealloc(base, self.page_layout()) };
+            count_page(-1);
             self.total_malloced
                 .fetch_sub(self.page_size as u64, Ordering::Relaxed);
         }
@@ -333,6 +348,7 @@ impl Slabs {
                 p.spare_ids.push(id);
                 return None;
             }
+            count_page(1);
             self.total_malloced
                 .fetch_add(self.page_size as u64, Ordering::Relaxed);
             self.pages[id as usize].store(base as usize as u64, Ordering::Release);
@@ -585,7 +601,77 @@ impl Drop for Slabs {
                 // SAFETY: every non-zero entry came from alloc_zeroed with
                 // this layout; nothing uses the pages any more (&mut self).
                 unsafe { dealloc(base, layout) };
+                count_page(-1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LIVE_PAGES;
+    use crate::storage::{Store, StoreConfig, StoreMode, StoreOptions, StoreOutcome};
+
+    fn live_pages() -> i64 {
+        LIVE_PAGES.with(|n| n.get())
+    }
+
+    /// Builds, fills and drops 200 stores of several shapes (one and four
+    /// shards, small pages, items chained over several chunks, a limit
+    /// lowered under the pages in use, flushes and sweeps): every page a
+    /// store allocated is freed when it is dropped.
+    #[test]
+    fn dropped_stores_free_every_page() {
+        let now = 1_700_000_000;
+        let base = live_pages();
+        let mut peak = 0;
+        for i in 0..200u32 {
+            let s = Store::with_options(
+                StoreConfig {
+                    memory_limit: 8 << 20,
+                    item_size_max: 64 * 1024,
+                    // 16 KB chunks at most: 40 KB values are chained
+                    slab_chunk_max: 16 * 1024,
+                    ..StoreConfig::default()
+                },
+                StoreOptions {
+                    shards: if i.is_multiple_of(2) { 1 } else { 4 },
+                    initial_buckets: 2,
+                    seed: Some((1, 2)),
+                    ..StoreOptions::default()
+                },
+            );
+            for k in 0..64u32 {
+                let len = [1usize, 100, 900, 5000, 40_000][(k + i) as usize % 5];
+                let key = format!("key-{k}");
+                let exptime = if k % 3 == 0 { now + 1 } else { 0 };
+                let got = s.store(
+                    StoreMode::Set,
+                    key.as_bytes(),
+                    k,
+                    exptime,
+                    &vec![b'v'; len],
+                    now,
+                );
+                assert!(matches!(got, StoreOutcome::Stored { .. }), "{key}: {got:?}");
+            }
+            s.store(StoreMode::Append, b"key-1", 0, 0, &[b'a'; 3000], now);
+            let _ = s.delete(b"key-2", now);
+            s.reclaim_expired(now + 5, 10);
+            if i.is_multiple_of(4) {
+                s.flush_all(0, now);
+                s.reclaim_expired(now, 100);
+            }
+            if i.is_multiple_of(5) {
+                // fewer pages than in use: free pages go at once
+                s.set_memory_limit(1 << 20);
+            }
+            s.check_invariants().expect("invariants");
+            peak = peak.max(live_pages() - base);
+            drop(s);
+            assert_eq!(live_pages(), base, "store {i} left pages behind");
+        }
+        // the counter saw the pages (a test that cannot fail is no test)
+        assert!(peak >= 4, "peak {peak} pages");
     }
 }
