@@ -2972,6 +2972,58 @@ fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
 }
 
 #[test]
+fn idle_connections_on_the_peer_port_are_dropped() {
+    // a connection that never completes the handshake is closed at a
+    // deadline (2 s with a secret; the link timeout without), and a crowd of
+    // them does not keep the real peer out
+    let _g = serial();
+    for with_secret in [true, false] {
+        let dir = TempDir::new("idle");
+        let sf = dir.secret("repl.secret", SECRET);
+        let sfs = sf.to_string_lossy().into_owned();
+        let args: Vec<&str> = if with_secret {
+            vec!["--repl-secret-file", &sfs]
+        } else {
+            vec![]
+        };
+        let mut pair = Pair::start_in(dir, &args, &args);
+        pair.wait_linked(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("no link\n{}", pair.report()));
+        let limit = if with_secret { 4000 } else { 6000 };
+        let t0 = Instant::now();
+        let mut idle: Vec<TcpStream> = (0..50)
+            .map(|_| connect_from([127, 0, 0, 1], pair.a.repl_port))
+            .collect();
+        // B restarts meanwhile and must get back in
+        pair.b.kill9();
+        pair.b.respawn();
+        let ready = pair.b.wait_ready(Duration::from_secs(15));
+        let relinked = pair.wait_linked(Duration::from_secs(10));
+        let mut closed = 0;
+        for s in idle.iter_mut() {
+            let left = Duration::from_millis(limit).saturating_sub(t0.elapsed());
+            if let (_, true) = drain(s, left.max(Duration::from_millis(50))) {
+                closed += 1;
+            }
+        }
+        eprintln!(
+            "50 idle connections on A's peer port (secret: {with_secret}): {closed} closed by A within {limit} ms; B ready {ready}, re-linked {:?} ms",
+            relinked.map(ms)
+        );
+        assert!(
+            ready,
+            "B not ready with 50 idle connections on A's port\n{}",
+            pair.report()
+        );
+        assert!(relinked.is_some(), "no re-link\n{}", pair.report());
+        assert_eq!(
+            closed, 50,
+            "idle connections that never shook hands were kept past {limit} ms (secret: {with_secret})"
+        );
+    }
+}
+
+#[test]
 fn secret_file_readable_by_others_is_refused() {
     let _g = serial();
     use std::os::unix::fs::PermissionsExt;
