@@ -2224,6 +2224,52 @@ fn evictions_and_expiry_stay_local() {
 }
 
 #[test]
+fn peer_out_of_memory_is_counted_not_fatal() {
+    // B runs with -M (no evictions) and little memory: it refuses what does
+    // not fit; the link stays, A's clients see nothing, both count it
+    let _g = serial();
+    let pair = linked_pair(&["-m", "128"], &["-m", "8", "-M"]);
+    let links0 = num(&pair.stats_repl(Side::A), "repl_links_established");
+    let n = 20_000;
+    let items: Vec<_> = (0..n)
+        .map(|i| (format!("oom:{i}"), 0u32, vec![b'm'; 1000]))
+        .collect();
+    set_all(&mut pair.a.conn(), &items);
+    let settled = common::eventually(Duration::from_secs(10), || {
+        let sa = pair.stats_repl(Side::A);
+        num(&sa, "repl_outbox_items") == 0 && num(&sa, "repl_lag_records") == 0
+    });
+    let (sa, sb) = (pair.stats_repl(Side::A), pair.stats_repl(Side::B));
+    let ks: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+    let on_b = pair.b.conn().gets_many(&ks).len();
+    eprintln!(
+        "peer out of memory: settled {settled}; B holds {on_b}/{n}; refused A {} / by peer A {} ; refused B {}; links {} -> {}; state {:?}",
+        num(&sa, "repl_records_refused"),
+        num(&sa, "repl_records_refused_by_peer"),
+        num(&sb, "repl_records_refused"),
+        links0,
+        num(&sa, "repl_links_established"),
+        sa.get("repl_state")
+    );
+    assert!(settled, "A's outbox never drained\n{}", pair.report());
+    assert!(on_b < n, "B (-m 8 -M) holds everything?");
+    assert_eq!(sa.get("repl_state").map(String::as_str), Some("linked"));
+    assert_eq!(
+        num(&sa, "repl_links_established"),
+        links0,
+        "the link was re-made"
+    );
+    assert!(
+        num(&sb, "repl_records_refused") > 0,
+        "B refused records for lack of memory without counting them"
+    );
+    assert!(
+        num(&sa, "repl_records_refused_by_peer") + num(&sa, "repl_records_refused") > 0,
+        "A was not told of the refusals"
+    );
+}
+
+#[test]
 fn large_values_cross_a_slow_link() {
     let _g = serial();
     let pair = linked_pair(&["-m", "128"], &["-m", "128"]);
