@@ -181,6 +181,11 @@ pub fn current_version(shared: &Shared) -> u64 {
     shared.store.current_version()
 }
 
+/// The wall-clock milliseconds inside a (replicated) version.
+pub fn version_millis(version: u64) -> u64 {
+    crate::storage::version::millis_of(version)
+}
+
 /// This node's id in versions (0 when not replicating).
 pub fn node_id(shared: &Shared) -> u8 {
     shared.store.config().node_id.unwrap_or(0)

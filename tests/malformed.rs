@@ -507,8 +507,8 @@ fn table() -> Vec<Case> {
         ),
     ];
     // Every command with 0, 1 and 300 arguments ("a"). memcached 1.6.18's
-    // replies; `stats` alone (a long varying listing) and the meta commands
-    // (not implemented yet) are left out.
+    // replies; `stats` alone (a long varying listing) is left out, the meta
+    // commands are in `meta_table`.
     let replies: &[(&str, [&[u8]; 3])] = &[
         ("get", [ERR, b"END\r\n", b"END\r\n"]),
         ("gets", [ERR, b"END\r\n", b"END\r\n"]),
@@ -592,7 +592,498 @@ fn table() -> Vec<Case> {
             End::Closed,
         ));
     }
+    t.extend(meta_table());
     t
+}
+
+/// The meta protocol (`mg ms md ma mn me`): memcached 1.6.18's replies,
+/// captured on loopback, unless marked `differs`.
+fn meta_table() -> Vec<Case> {
+    use End::*;
+    let k250 = rep(b"k", 250);
+    let k251 = rep(b"k", 251);
+    // base64 of 252 bytes: 336 characters, so the token itself is too long
+    let b64_252 = rep(b"a2tr", 84);
+    let swallow = "twincache swallows the data block of a refused storage line \
+                   (memcached runs it as a command)";
+    let ctrl = "twincache refuses control bytes in keys";
+    let bad_token: &[u8] = b"CLIENT_ERROR bad token in command line format\r\n";
+    let bad_flag: &[u8] = b"CLIENT_ERROR invalid flag\r\n";
+    let dup_flag: &[u8] = b"CLIENT_ERROR duplicate flag\r\n";
+    let inv_dup: &[u8] = b"CLIENT_ERROR invalid or duplicate flag\r\n";
+    let chunk: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
+    let decoding: &[u8] = b"CLIENT_ERROR error decoding key\r\n";
+    let opaque_long: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
+    vec![
+        // ---- bad and duplicate flags ------------------------------------------
+        case("mg: unknown flag", b"mg k !\r\n", &cat(&[bad_flag, V]), Open),
+        case("mg: flag z", b"mg k z\r\n", &cat(&[bad_flag, V]), Open),
+        case("mg: duplicate flag", b"mg k v v\r\n", &cat(&[dup_flag, V]), Open),
+        case(
+            "mg: duplicate t on a hit",
+            b"set k 0 0 1\r\nx\r\nmg k t t v\r\n",
+            &cat(&[b"STORED\r\n", dup_flag, V]),
+            Open,
+        ),
+        case("mg: no key", b"mg\r\n", &cat(&[ERR, V]), Open),
+        case("mg: only spaces after the verb", b"mg    \r\n", &cat(&[ERR, V]), Open),
+        case("mg: upper-case verb", b"MG k v\r\n", &cat(&[ERR, V]), Open),
+        case(
+            "mg: T token of 300 digits",
+            &cat(&[b"mg k T", &rep(b"1", 300), b"\r\n"]),
+            &cat(&[bad_token, V]),
+            Open,
+        ),
+        case(
+            "mg: N token of 30 digits",
+            &cat(&[b"mg k N", &rep(b"9", 30), b"\r\n"]),
+            &cat(&[bad_token, V]),
+            Open,
+        ),
+        case("mg: T not a number", b"mg k Tabc\r\n", &cat(&[bad_token, V]), Open),
+        case(
+            "mg: 17 flags (a duplicate O)",
+            &cat(&[b"mg k", &rep(b" O1", 17), b"\r\n"]),
+            &cat(&[dup_flag, V]),
+            Open,
+        ),
+        case(
+            "mg: 18 flags",
+            &cat(&[b"mg k", &rep(b" O1", 18), b"\r\n"]),
+            &cat(&[b"CLIENT_ERROR options flags are too long\r\n", V]),
+            Open,
+        ),
+        case(
+            "mg: 300 flags",
+            &cat(&[b"mg a", &rep(b" a", 299), b"\r\n"]),
+            &cat(&[b"CLIENT_ERROR options flags are too long\r\n", V]),
+            Open,
+        ),
+        case("md: unknown flag", b"md k x\r\n", &cat(&[inv_dup, V]), Open),
+        case("md: duplicate q", b"md k q q\r\n", &cat(&[inv_dup, V]), Open),
+        case("md: C not a number", b"md k Cabc\r\n", &cat(&[inv_dup, V]), Open),
+        case("ma: duplicate D", b"ma k D1 D1\r\n", &cat(&[inv_dup, V]), Open),
+        case("ms: unknown flag", b"ms k 1 !\r\nx\r\n", &cat(&[bad_flag, V]), Open),
+        case(
+            "ms: noreply is not a meta flag",
+            b"ms k 1 noreply\r\nx\r\n",
+            &cat(&[bad_flag, V]),
+            Open,
+        ),
+        case("ms: S is an mg flag only", b"ms k 1 S5\r\nx\r\n", &cat(&[bad_flag, V]), Open),
+        case(
+            "ms: E (explicit CAS) refused",
+            b"ms k 1 E5\r\nx\r\n",
+            &cat(&[bad_flag, V]),
+            Open,
+        ),
+        case(
+            "ms: invalid mode",
+            b"ms k 1 MX\r\nx\r\n",
+            &cat(&[b"CLIENT_ERROR invalid mode for ms M token\r\n", V]),
+            Open,
+        ),
+        case("ms: T not a number", b"ms k 1 Tabc\r\nx\r\n", &cat(&[bad_token, V]), Open),
+        case(
+            "ms: negative client flags",
+            b"ms k 1 F-1\r\nx\r\n",
+            &cat(&[CLE, V]),
+            Open,
+        ),
+        differs(
+            case(
+                "ms: client flags 2^32",
+                b"ms k 1 F4294967296\r\nx\r\nmg k f v\r\n",
+                &cat(&[CLE, b"EN\r\n", V]),
+                Open,
+            ),
+            &cat(&[b"HD\r\nVA 1 f0\r\nx\r\n", V]),
+            Open,
+            "twincache refuses flags >= 2^32 (memcached stores 0)",
+        ),
+        case(
+            "ms: two flags glued in one token",
+            b"ms k 1 T10F5\r\nx\r\nmg k f t\r\n",
+            &cat(&[bad_token, b"EN\r\n", V]),
+            Open,
+        ),
+        // A refused ms line whose datalen is valid: the data block is
+        // swallowed by both servers, never run as a command.
+        case(
+            "ms: bad flag, data block not run",
+            b"ms k 7 !\r\nversion\r\n",
+            &cat(&[bad_flag, V]),
+            Open,
+        ),
+        case(
+            "ms: bad T token, data block not run",
+            b"ms k 7 Tabc\r\nversion\r\n",
+            &cat(&[bad_token, V]),
+            Open,
+        ),
+        case(
+            "ms: duplicate flag, data block not run",
+            b"ms k 7 T1 T1\r\nversion\r\n",
+            &cat(&[dup_flag, V]),
+            Open,
+        ),
+        case(
+            "ms: invalid mode, data block not run",
+            b"ms k 7 MX\r\nversion\r\n",
+            &cat(&[b"CLIENT_ERROR invalid mode for ms M token\r\n", V]),
+            Open,
+        ),
+        // ---- ms datalen ------------------------------------------------------------
+        case("ms: no datalen", b"ms k\r\n", &cat(&[CLE, V]), Open),
+        case(
+            "ms: negative datalen",
+            b"ms k -1\r\nx\r\n",
+            &cat(&[CLE, ERR, V]),
+            Open,
+        ),
+        case(
+            // memcached takes the length modulo 2^32 (here 0) and finds no
+            // CRLF after 0 bytes; twincache gives the same reply
+            "ms: datalen 2^32",
+            b"ms k 4294967296\r\nx\r\n",
+            &cat(&[chunk, ERR, V]),
+            Open,
+        ),
+        case(
+            "ms: datalen INT_MAX",
+            b"ms k 2147483647\r\nx\r\n",
+            &cat(&[CLE, ERR, V]),
+            Open,
+        ),
+        case(
+            "ms: datalen of 20 digits",
+            b"ms k 99999999999999999999\r\nx\r\n",
+            &cat(&[CLE, ERR, V]),
+            Open,
+        ),
+        case(
+            "ms: datalen not a number",
+            b"ms k abc\r\nx\r\n",
+            &cat(&[CLE, ERR, V]),
+            Open,
+        ),
+        case(
+            "ms: datalen with trailing junk",
+            b"ms k 1z\r\nx\r\n",
+            &cat(&[CLE, ERR, V]),
+            Open,
+        ),
+        // ---- ms data blocks ----------------------------------------------------------
+        case(
+            "ms: data block too long",
+            b"ms k 3\r\nabcde\r\n",
+            &cat(&[chunk, ERR, V]),
+            Open,
+        ),
+        case(
+            "ms: data block too short, completed by the next line",
+            b"ms k 3\r\na\r\nb\r\n",
+            &cat(&[chunk, ERR, V]),
+            Open,
+        ),
+        case(
+            "ms: empty data block",
+            b"ms k 0\r\n\r\nmg k v\r\n",
+            &cat(&[b"HD\r\nVA 0\r\n\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms: 2 MB value at -I 1m: refused, swallowed, next ms works",
+            &cat(&[
+                b"ms k 2000000\r\n",
+                &rep(b"x", 2_000_000),
+                b"\r\nms k 1\r\ny\r\n",
+            ]),
+            &cat(&[b"SERVER_ERROR object too large for cache\r\nHD\r\n", V]),
+            Open,
+        ),
+        // ---- q (the meta noreply) ---------------------------------------------------
+        case(
+            "ms q: HD hidden, mn answered",
+            b"ms k 1 q\r\nx\r\nmn\r\n",
+            &cat(&[b"MN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms q: a bad data chunk is still answered",
+            b"ms k 1 q\r\nxx\r\nmn\r\n",
+            &cat(&[chunk, ERR, b"MN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms q: duplicate q",
+            b"ms k 1 q q\r\nx\r\nmn\r\n",
+            &cat(&[dup_flag, b"MN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms q: NS is not hidden",
+            b"ms k 1 q MR\r\nx\r\nmn\r\n",
+            &cat(&[b"NS\r\nMN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms q: a negative datalen is answered",
+            b"ms k -1 q\r\nmn\r\n",
+            &cat(&[CLE, b"MN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms q: a bad token is answered",
+            b"ms k 1 q Tx\r\nx\r\nmn\r\n",
+            &cat(&[bad_token, b"MN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms q: too large is answered",
+            &cat(&[b"ms k 2000000 q\r\n", &rep(b"x", 2_000_000), b"\r\nmn\r\n"]),
+            &cat(&[b"SERVER_ERROR object too large for cache\r\nMN\r\n", V]),
+            Open,
+        ),
+        case(
+            "md q: HD hidden, NF answered",
+            b"ms n 1\r\n1\r\nmd n q\r\nmd n q\r\nmn\r\n",
+            &cat(&[b"HD\r\nNF\r\nMN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ma q: HD and VA hidden",
+            b"ms n 1\r\n1\r\nma n q\r\nma n q v\r\nmn\r\nmg n v\r\n",
+            &cat(&[b"HD\r\nMN\r\nVA 1\r\n3\r\n", V]),
+            Open,
+        ),
+        case(
+            "mg q: EN hidden only without k",
+            b"mg k q k v\r\nmg k k v\r\nmn\r\n",
+            &cat(&[b"EN kk\r\nMN\r\n", V]),
+            Open,
+        ),
+        // ---- base64 keys -------------------------------------------------------------
+        case("mg b: key not base64", b"mg !!!! b v\r\n", &cat(&[decoding, V]), Open),
+        case("mg b: key of a bad length", b"mg abc b v\r\n", &cat(&[decoding, V]), Open),
+        case(
+            "ms b: key not base64, data block not run",
+            b"ms !!!! 7 b\r\nversion\r\n",
+            &cat(&[decoding, V]),
+            Open,
+        ),
+        case("md b: key not base64", b"md !!!! b\r\n", &cat(&[inv_dup, V]), Open),
+        case(
+            "mg b: a 336-character base64 key (252 bytes)",
+            &cat(&[b"mg ", &b64_252, b" b v\r\n"]),
+            &cat(&[CLE, V]),
+            Open,
+        ),
+        case(
+            "mg b: a key decoding to control bytes is fine",
+            b"mg YQFi b v\r\n",
+            &cat(&[b"EN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms b: a key decoding to a space is fine",
+            b"ms YSBi 1 b\r\nx\r\nmg YSBi b v\r\n",
+            &cat(&[b"HD\r\nVA 1\r\nx\r\n", V]),
+            Open,
+        ),
+        case(
+            "ms b: base64 key round trip",
+            b"ms a2V5 1 b\r\nx\r\nmg a2V5 b v k\r\nget key\r\n",
+            &cat(&[b"HD\r\nVA 1 ka2V5 b\r\nx\r\nVALUE key 0 1\r\nx\r\nEND\r\n", V]),
+            Open,
+        ),
+        // ---- long keys and control bytes ----------------------------------------------
+        case(
+            "mg: 251-byte key",
+            &cat(&[b"mg ", &k251, b" v\r\n"]),
+            &cat(&[CLE, V]),
+            Open,
+        ),
+        case(
+            "ms/mg: 250-byte key",
+            &cat(&[b"ms ", &k250, b" 1\r\nx\r\nmg ", &k250, b" v k\r\n"]),
+            &cat(&[b"HD\r\nVA 1 k", &k250, b"\r\nx\r\n", V]),
+            Open,
+        ),
+        differs(
+            case(
+                "ms: 251-byte key, its data is never run (smuggling)",
+                &cat(&[b"ms ", &k251, b" 7\r\nversion\r\n"]),
+                &cat(&[CLE, V]),
+                Open,
+            ),
+            &cat(&[CLE, V, V]),
+            Open,
+            swallow,
+        ),
+        differs(
+            case(
+                "ms b: 251-byte key, its data is never run",
+                &cat(&[b"ms ", &k251, b" 7 b\r\nversion\r\n"]),
+                &cat(&[CLE, V]),
+                Open,
+            ),
+            &cat(&[CLE, V, V]),
+            Open,
+            swallow,
+        ),
+        case(
+            "me: 251-byte key",
+            &cat(&[b"me ", &k251, b"\r\n"]),
+            &cat(&[CLE, V]),
+            Open,
+        ),
+        differs(
+            case("mg: 0x01 in a key", b"mg a\x01b v\r\n", &cat(&[CLE, V]), Open),
+            &cat(&[b"EN\r\n", V]),
+            Open,
+            ctrl,
+        ),
+        differs(
+            case(
+                "ms: 0x01 in a key, data block not run",
+                b"ms a\x01b 7\r\nversion\r\n",
+                &cat(&[CLE, V]),
+                Open,
+            ),
+            &cat(&[b"HD\r\n", V]),
+            Open,
+            ctrl,
+        ),
+        differs(
+            case("md: DEL in a key", b"md a\x7f\r\n", &cat(&[CLE, V]), Open),
+            &cat(&[b"NF\r\n", V]),
+            Open,
+            ctrl,
+        ),
+        // ---- opaque tokens ---------------------------------------------------------------
+        case(
+            "mg: opaque of 31 bytes",
+            &cat(&[b"mg k O", &rep(b"o", 31), b"\r\n"]),
+            &cat(&[b"EN O", &rep(b"o", 31), b"\r\n", V]),
+            Open,
+        ),
+        case(
+            "mg: opaque of 32 bytes",
+            &cat(&[b"mg k O", &rep(b"o", 32), b"\r\n"]),
+            &cat(&[opaque_long, V]),
+            Open,
+        ),
+        case(
+            "ms: opaque too long, data block not run",
+            &cat(&[b"ms k 7 O", &rep(b"o", 40), b"\r\nversion\r\n"]),
+            &cat(&[opaque_long, V]),
+            Open,
+        ),
+        case("mg: empty opaque", b"mg k O\r\n", &cat(&[b"EN O\r\n", V]), Open),
+        case(
+            "mn: its arguments (a long opaque) are ignored",
+            &cat(&[b"mn O", &rep(b"o", 40), b" a b\r\n"]),
+            &cat(&[b"MN\r\n", V]),
+            Open,
+        ),
+        // ---- ma -----------------------------------------------------------------------------
+        case("ma: delta not a number", b"ma k Dabc\r\n", &cat(&[inv_dup, V]), Open),
+        case("ma: negative delta", b"ma k D-1\r\n", &cat(&[inv_dup, V]), Open),
+        case(
+            "ma: delta 2^64",
+            b"ma k D18446744073709551616\r\n",
+            &cat(&[inv_dup, V]),
+            Open,
+        ),
+        case(
+            "ma: initial not a number",
+            b"ma k N0 Jabc\r\n",
+            &cat(&[inv_dup, V]),
+            Open,
+        ),
+        case(
+            "ma: invalid mode",
+            b"ma k MX\r\n",
+            &cat(&[b"CLIENT_ERROR invalid mode for ma M token\r\n", V]),
+            Open,
+        ),
+        case("ma: missing key", b"ma k\r\n", &cat(&[b"NF\r\n", V]), Open),
+        case(
+            "ma q: a missing key is answered",
+            b"ma k q\r\nmn\r\n",
+            &cat(&[b"NF\r\nMN\r\n", V]),
+            Open,
+        ),
+        case(
+            "ma: non-numeric value",
+            b"set k 0 0 1\r\na\r\nma k\r\n",
+            &cat(&[
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+                V,
+            ]),
+            Open,
+        ),
+        case(
+            "ma q: non-numeric value is answered",
+            b"set k 0 0 1\r\na\r\nma k q\r\nmn\r\n",
+            &cat(&[
+                b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nMN\r\n",
+                V,
+            ]),
+            Open,
+        ),
+        case(
+            "ma: auto-create, then decrement floors at 0",
+            b"ma k N0 J5 D3 v\r\nma k MD D100 v\r\n",
+            &cat(&[b"VA 1\r\n5\r\nVA 1\r\n0\r\n", V]),
+            Open,
+        ),
+        // ---- me -------------------------------------------------------------------------------
+        case("me: missing key", b"me k\r\n", &cat(&[b"EN\r\n", V]), Open),
+        case("me: no key", b"me\r\n", &cat(&[CLE, V]), Open),
+        case("me: extra arguments", b"me k a b\r\n", &cat(&[b"EN\r\n", V]), Open),
+        // ---- meta and text in one pipeline ------------------------------------------------------
+        case(
+            "pipeline: text set, mg, ma, get, md q, mg, ms, get, mn",
+            b"set a 0 0 1\r\n1\r\nmg a v\r\nma a\r\nget a\r\nmd a q\r\nmg a\r\nms a 2 T0\r\nab\r\nget a\r\nmn\r\n",
+            &cat(&[
+                b"STORED\r\nVA 1\r\n1\r\nHD\r\nVALUE a 0 1\r\n2\r\nEND\r\nEN\r\nHD\r\nVALUE a 0 2\r\nab\r\nEND\r\nMN\r\n",
+                V,
+            ]),
+            Open,
+        ),
+        case(
+            "pipeline: q misses and hits, then text incr",
+            b"mg x q v\r\nms x 1 q\r\n5\r\nma x q\r\nmg x q v\r\nmn\r\nincr x 1\r\n",
+            &cat(&[b"VA 1\r\n6\r\nMN\r\n7\r\n", V]),
+            Open,
+        ),
+        case(
+            "pipeline: mn between text gets",
+            b"get a\r\nmn\r\nget b\r\nmn\r\n",
+            &cat(&[b"END\r\nMN\r\nEND\r\nMN\r\n", V]),
+            Open,
+        ),
+        case(
+            "pipeline: ma MD, text decr, delete, me",
+            b"set n 0 0 2\r\n10\r\nma n MD D3 v\r\ndecr n 1\r\nmg n v\r\ndelete n\r\nme n\r\n",
+            &cat(&[b"STORED\r\nVA 1\r\n7\r\n6\r\nVA 2\r\n6 \r\nDELETED\r\nEN\r\n", V]),
+            Open,
+        ),
+        case(
+            "pipeline: ms with F and T, text get, mg s f v",
+            b"ms k 2 F7 T0\r\nhi\r\nget k\r\nmg k s f v\r\n",
+            &cat(&[b"HD\r\nVALUE k 7 2\r\nhi\r\nEND\r\nVA 2 s2 f7\r\nhi\r\n", V]),
+            Open,
+        ),
+        case(
+            "pipeline: a refused ms between text commands",
+            b"set a 0 0 1\r\n1\r\nms a 3 !\r\nxyz\r\nget a\r\n",
+            &cat(&[b"STORED\r\n", bad_flag, b"VALUE a 0 1\r\n1\r\nEND\r\n", V]),
+            Open,
+        ),
+    ]
 }
 
 fn against_memcached() -> bool {
@@ -759,4 +1250,77 @@ fn malformed_input_table() {
         growth.abs() < 1024,
         "RSS changed by {growth} kB over the table's second pass (limit 1 MB)"
     );
+}
+
+/// Meta refusals where twincache does not give memcached 1.6.18's reply
+/// yet (not deliberate, so not in the table): for `ms`, `md` and `ma`
+/// memcached words the flag-count refusal `CLIENT_ERROR options flags too
+/// long` (only `mg` says "are too long"), and it counts `ms`'s datalen
+/// among the tokens, so 17 flags are already too many on `ms` (twincache
+/// answers `duplicate flag` there). The `ms` data block is swallowed by
+/// twincache as for every refused storage line (README), run by memcached.
+/// Run with `--ignored` once src/protocol is fixed; with
+/// `TWINCACHE_TEST_BIN=/usr/bin/memcached` it passes today.
+#[test]
+fn meta_flag_count_refusals_as_memcached() {
+    use End::*;
+    let long: &[u8] = b"CLIENT_ERROR options flags too long\r\n";
+    let swallow = "twincache swallows the data block of a refused storage line \
+                   (memcached runs it as a command)";
+    let cases = vec![
+        differs(
+            case(
+                "ms: 17 flags",
+                &cat(&[b"ms k 1", &rep(b" O1", 17), b"\r\nx\r\n"]),
+                &cat(&[long, V]),
+                Open,
+            ),
+            &cat(&[long, ERR, V]),
+            Open,
+            swallow,
+        ),
+        differs(
+            case(
+                "ms: 300 flags",
+                &cat(&[b"ms k 1", &rep(b" a", 300), b"\r\nx\r\n"]),
+                &cat(&[long, V]),
+                Open,
+            ),
+            &cat(&[long, ERR, V]),
+            Open,
+            swallow,
+        ),
+        case(
+            "md: 18 flags",
+            &cat(&[b"md k", &rep(b" O1", 18), b"\r\n"]),
+            &cat(&[long, V]),
+            Open,
+        ),
+        case(
+            "ma: 18 flags",
+            &cat(&[b"ma k", &rep(b" O1", 18), b"\r\n"]),
+            &cat(&[long, V]),
+            Open,
+        ),
+    ];
+    let mc = against_memcached();
+    let server = Server::start(&[]);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let (reply, end) = match (&c.memcached, mc) {
+            (Some((r, e, _)), true) => (r.clone(), e.clone()),
+            _ => (c.reply.clone(), c.end.clone()),
+        };
+        let out = run_case(server.port, &c.input, &end, &reply);
+        if out.got != reply || out.closed {
+            failures.push(format!(
+                "{}: reply {:?} (closed: {}), want {:?}",
+                c.name,
+                show(&out.got),
+                out.closed,
+                show(&reply)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -57,6 +57,8 @@ pub enum ProtocolError {
     OpaqueTooLong,
     /// Meta: `CLIENT_ERROR options flags are too long`
     FlagsTooLong,
+    /// The same refusal as `ms`, `md` and `ma` word it.
+    OptionsTooLong,
     /// `CLIENT_ERROR incorrect length for M token`
     MTokenLength,
     /// `CLIENT_ERROR invalid mode for ms M token`
@@ -97,6 +99,7 @@ impl ProtocolError {
             ProtocolError::DecodingKey => Some("CLIENT_ERROR error decoding key"),
             ProtocolError::OpaqueTooLong => Some("CLIENT_ERROR opaque token too long"),
             ProtocolError::FlagsTooLong => Some("CLIENT_ERROR options flags are too long"),
+            ProtocolError::OptionsTooLong => Some("CLIENT_ERROR options flags too long"),
             ProtocolError::MTokenLength => Some("CLIENT_ERROR incorrect length for M token"),
             ProtocolError::MsMode => Some("CLIENT_ERROR invalid mode for ms M token"),
             ProtocolError::MaMode => Some("CLIENT_ERROR invalid mode for ma M token"),

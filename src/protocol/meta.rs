@@ -24,7 +24,9 @@
 //!   token`); flag errors do not stop the scan, the last message wins (a
 //!   bad `F` leaves the message as it was), but an invalid or duplicate
 //!   letter stops it at once;
-//! - more than 17 flags: `CLIENT_ERROR options flags are too long`;
+//! - more than 17 flags (16 on `ms`, whose data length counts):
+//!   `CLIENT_ERROR options flags are too long` on `mg`, `CLIENT_ERROR
+//!   options flags too long` on `ms`/`md`/`ma`;
 //! - `b`: the key is base64 (`CLIENT_ERROR error decoding key`);
 //! - an opaque token over 32 bytes (`O` included): `CLIENT_ERROR opaque
 //!   token too long`.
@@ -392,8 +394,20 @@ pub(crate) fn parse_meta_line<'a>(verb: &[u8], rest: &'a [u8]) -> Option<MetaLin
         .split(|&b| b == b' ')
         .filter(|t| !t.is_empty())
         .count();
-    if nflags > MAX_FLAGS {
-        return Some(MetaLine::Error(ProtocolError::FlagsTooLong, swallow));
+    // memcached counts `ms`'s data length as one of the tokens, and words
+    // the refusal differently for mg than for ms/md/ma.
+    let limit = if verb == MetaVerb::Set {
+        MAX_FLAGS - 1
+    } else {
+        MAX_FLAGS
+    };
+    if nflags > limit {
+        let e = if verb == MetaVerb::Get {
+            ProtocolError::FlagsTooLong
+        } else {
+            ProtocolError::OptionsTooLong
+        };
+        return Some(MetaLine::Error(e, swallow));
     }
     if let Some(None) = vlen {
         return Some(MetaLine::Error(ProtocolError::BadCommandLine, None));

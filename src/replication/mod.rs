@@ -279,7 +279,7 @@ pub fn bind(shared: &Shared) -> std::io::Result<Vec<TcpListener>> {
                 format!("cannot listen for the peer on {addr}: {e}"),
             )
         })?;
-        sock.listen(16)?;
+        sock.listen(128)?;
         sock.set_nonblocking(true)?;
         out.push(sock.into());
     }

@@ -31,6 +31,9 @@ const LISTENER_BASE: usize = usize::MAX - 64;
 const TICK: Duration = Duration::from_millis(20);
 /// A connection must finish its handshake within this time.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
+/// Incoming connections in their handshake at once, per class (from the
+/// peer's address / from elsewhere).
+const HANDSHAKE_SLOTS: usize = 8;
 /// Records are produced while less than this is waiting to be written.
 const TX_HIGH_WATER: usize = 1 << 20;
 /// A peer that lets this much pile up unread is dropped.
@@ -51,6 +54,8 @@ const READ_CHUNK: usize = 256 * 1024;
 const READ_BUDGET: usize = 4 << 20;
 /// Records received between two acknowledgements while reading.
 const ACK_EVERY: u64 = 4096;
+/// While writes flow, how long records may wait to be batched.
+const BATCH_WAIT: Duration = Duration::from_millis(1);
 /// First redial delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
@@ -67,6 +72,9 @@ struct PeerHello {
     node: u8,
     run: u64,
     nonce: [u8; 16],
+    /// The peer's clock, observed only once the link is established (an
+    /// unauthenticated Hello must not move our clock).
+    hlc: u64,
     item_size_max: u32,
 }
 
@@ -193,6 +201,9 @@ pub struct Node {
     /// The last pump stopped with records left to send and a writable
     /// socket: turn the loop again without waiting.
     send_more: bool,
+    /// The last pump sent live records: poll again after `BATCH_WAIT`
+    /// instead of arming the outbox's wake-up.
+    poll_soon: bool,
     /// Largest frame accepted from the peer (our -I plus headers).
     max_frame: usize,
 }
@@ -232,6 +243,7 @@ impl Node {
             pop_cursor: 0,
             scratch: Vec::new(),
             send_more: false,
+            poll_soon: false,
             max_frame,
         };
         node.resolve_peer();
@@ -265,7 +277,13 @@ impl Node {
         self.inner.set_state(LinkState::Disconnected);
         loop {
             let busy = self.send_more || self.conns.iter().any(|(_, l)| l.more);
-            let wait = if busy { Duration::ZERO } else { TICK };
+            let wait = if busy {
+                Duration::ZERO
+            } else if self.poll_soon {
+                BATCH_WAIT
+            } else {
+                TICK
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("replication poll failed: {e}");
@@ -372,8 +390,21 @@ impl Node {
             }
             return;
         }
-        // At most a handful of handshakes at once: a flood is dropped.
-        if self.conns.len() >= 8 {
+        // At most a handful of incoming handshakes at once: a flood is
+        // dropped. Connections from the peer's address have slots of their
+        // own, so (with a secret, when any address is admitted) strangers
+        // holding every slot cannot keep the peer from linking.
+        let from_peer = self.peer_ips.contains(&addr.ip());
+        let pending = self
+            .conns
+            .iter()
+            .filter(|(_, l)| {
+                !l.outgoing
+                    && l.phase == Phase::Handshake
+                    && self.peer_ips.contains(&l.addr.ip()) == from_peer
+            })
+            .count();
+        if pending >= HANDSHAKE_SLOTS {
             c.strangers_refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -677,25 +708,18 @@ impl Node {
                     node: node_id,
                     run: run_id,
                     nonce,
+                    hlc,
                     item_size_max,
                 });
-                exec::observe_version(&self.inner.shared, hlc);
                 match &self.secret {
-                    Some(secret) => {
-                        let role = if l.outgoing { b'D' } else { b'A' };
-                        let mac = auth::proof(
-                            secret,
-                            role,
-                            &l.nonce,
-                            &nonce,
-                            self.inner.run_id,
-                            run_id,
-                            me,
-                            node_id,
-                        );
-                        l.send(&Frame::Auth { mac });
+                    // The dialer proves first; the acceptor answers only
+                    // a valid proof, so a stranger who connects never gets
+                    // a proof to attack offline.
+                    Some(_) if l.outgoing => {
+                        self.send_proof(t);
                         Ok(())
                     }
+                    Some(_) => Ok(()),
                     None => self.linked(t),
                 }
             }
@@ -723,6 +747,9 @@ impl Node {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("replication: {} failed authentication", l.addr);
                     return Err(("auth_failed", "authentication failed".into()));
+                }
+                if !l.outgoing {
+                    self.send_proof(t);
                 }
                 self.linked(t)
             }
@@ -802,6 +829,28 @@ impl Node {
                 format!("the peer closed: {}", String::from_utf8_lossy(reason)),
             )),
         }
+    }
+
+    /// Sends this side's HMAC proof over both hellos.
+    fn send_proof(&mut self, t: usize) {
+        let (Some(secret), Some(l)) = (&self.secret, self.conns.get_mut(t)) else {
+            return;
+        };
+        let Some(peer) = l.peer else {
+            return;
+        };
+        let role = if l.outgoing { b'D' } else { b'A' };
+        let mac = auth::proof(
+            secret,
+            role,
+            &l.nonce,
+            &peer.nonce,
+            self.inner.run_id,
+            peer.run,
+            self.inner.node_id,
+            peer.node,
+        );
+        l.send(&Frame::Auth { mac });
     }
 
     fn malformed(&self, what: &str) -> CloseReason {
@@ -894,6 +943,14 @@ impl Node {
         }
         if self.dialing == Some(t) {
             self.dialing = None;
+        }
+        exec::observe_version(&self.inner.shared, peer.hlc);
+        let ahead = exec::version_millis(peer.hlc).saturating_sub(now_ms());
+        if ahead > 1000 {
+            tracing::warn!(
+                "replication: the peer's clock is at least {ahead} ms ahead of ours; keep \
+                 both clocks in sync (NTP): versions follow a peer at most an hour ahead"
+            );
         }
         self.active = Some(t);
         self.backoff = BACKOFF_MIN;
@@ -1114,6 +1171,8 @@ impl Node {
         let mut keys = std::mem::take(&mut self.scratch);
         let mut walk_done = false;
         let mut armed = false;
+        let mut sent_keys = false;
+        self.poll_soon = false;
         let mut rounds = 0;
         self.send_more = false;
         loop {
@@ -1139,6 +1198,7 @@ impl Node {
             keys.clear();
             if outbox.pop_batch(&mut self.pop_cursor, OUTBOX_BATCH, &mut keys) > 0 {
                 progressed = true;
+                sent_keys = true;
                 for key in keys.drain(..) {
                     let sent = exec::export(shared, &key, |e| {
                         encode_exported(&mut l.tx, e, peer_max, counters)
@@ -1175,6 +1235,14 @@ impl Node {
             }
             if !progressed {
                 if armed {
+                    break;
+                }
+                if sent_keys {
+                    // Writes are flowing: look again in a millisecond
+                    // rather than have every write wake this thread (a
+                    // wake-up costs the writer a syscall and both a
+                    // context switch).
+                    self.poll_soon = true;
                     break;
                 }
                 // Arm before the last look so a key pushed right now

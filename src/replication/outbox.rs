@@ -118,10 +118,19 @@ impl Outbox {
     /// Records a client `flush_all` (kept apart: never dropped by an
     /// overflow, as a walk cannot carry it).
     pub fn push_flush(&self, f: PendingFlush) {
-        self.flushes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(f);
+        {
+            let mut g = self.flushes.lock().unwrap_or_else(|p| p.into_inner());
+            // Coalesced: the newest immediate barrier covers older ones,
+            // and a delayed flush replaces the pending delayed one (as
+            // `flush_all N` does on one server), so the list stays short
+            // however long the link is down.
+            if f.version != 0 {
+                g.retain(|p| p.version == 0);
+            } else {
+                g.retain(|p| p.version != 0);
+            }
+            g.push(f);
+        }
         self.wake();
     }
 
@@ -301,6 +310,33 @@ mod tests {
         assert!(o.take_overflow());
         assert_eq!(o.take_flushes(), vec![PendingFlush { version: 7, at: 0 }]);
         assert!(o.take_flushes().is_empty());
+    }
+
+    #[test]
+    fn flushes_coalesce() {
+        let o = Outbox::new(10, 1 << 20);
+        for v in 1..=100 {
+            o.push_flush(PendingFlush { version: v, at: 0 });
+            o.push_flush(PendingFlush {
+                version: 0,
+                at: v as u32,
+            });
+        }
+        let mut f = o.take_flushes();
+        f.sort_by_key(|p| p.version);
+        assert_eq!(
+            f,
+            vec![
+                PendingFlush {
+                    version: 0,
+                    at: 100
+                },
+                PendingFlush {
+                    version: 100,
+                    at: 0
+                }
+            ]
+        );
     }
 
     #[test]

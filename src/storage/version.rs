@@ -63,6 +63,10 @@ pub fn system_clock_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How far ahead of the wall clock an observed version may move the
+/// local clock (one hour).
+pub const MAX_AHEAD_MS: u64 = 3_600_000;
+
 /// The version generator of one store.
 pub(crate) struct Versions {
     node: Option<u8>,
@@ -114,6 +118,18 @@ impl Versions {
     /// greater than `v`.
     #[inline]
     pub(crate) fn observe(&self, v: u64) {
+        // A clock far ahead of ours (a broken or hostile peer) is not
+        // followed past an hour ahead of the wall clock: following it to
+        // the end of the 56 bits would freeze every later version.
+        let v = match self.node {
+            Some(_) => {
+                let cap = (((self.clock_ms)().saturating_add(MAX_AHEAD_MS)).min(MS_MAX)
+                    << LOGICAL_BITS)
+                    << NODE_BITS;
+                v.min(cap)
+            }
+            None => v,
+        };
         if self.last.load(Ordering::Relaxed) < v {
             self.last.fetch_max(v, Ordering::AcqRel);
         }
@@ -179,6 +195,21 @@ mod tests {
         v.observe(u64::MAX);
         let b = v.next();
         assert!(b >= a);
-        assert_eq!(v.current(), u64::MAX);
+        assert!(v.current() >= b);
+    }
+
+    #[test]
+    fn a_far_future_version_is_followed_only_an_hour_ahead() {
+        let v = Versions::new(Some(1), frozen);
+        v.observe(u64::MAX - 1);
+        let a = v.next();
+        assert_eq!(millis_of(a), frozen() + MAX_AHEAD_MS);
+        let b = v.next();
+        assert!(b > a, "versions keep growing");
+        // Within the hour a peer clock is followed as before.
+        let w = Versions::new(Some(1), frozen);
+        let near = ((frozen() + 5_000) << LOGICAL_BITS) << NODE_BITS;
+        w.observe(near);
+        assert!(w.next() > near);
     }
 }
