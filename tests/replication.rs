@@ -1749,9 +1749,8 @@ fn sigstopped_peer_does_not_slow_the_other_node() {
                 if let Some(mut c) = Conn::try_connect(port, Duration::from_millis(200)) {
                     let st = c.stats("replication");
                     if st.get("repl_state").is_some_and(|s| s == "linked") {
-                        lag_peak
-                            .0
-                            .fetch_max(num(&st, "repl_lag_records"), Ordering::SeqCst);
+                        let lr = num(&st, "repl_lag_records");
+                        lag_peak.0.fetch_max(lr, Ordering::SeqCst);
                         lag_peak
                             .1
                             .fetch_max(num(&st, "repl_lag_ms"), Ordering::SeqCst);
@@ -1827,6 +1826,60 @@ fn sigstopped_peer_does_not_slow_the_other_node() {
         ms(relink),
         ms(conv),
         ms(t0.elapsed())
+    );
+}
+
+#[test]
+fn lag_records_never_exceed_what_was_written() {
+    // A writes distinct keys into a frozen link until the link times out:
+    // at no moment may repl_lag_records count more records than were
+    // written (a few sync markers aside), including the moment the link is
+    // declared dead and the in-flight records go back to the outbox
+    let _g = serial();
+    let flags = ["--repl-timeout-ms", "800", "--repl-heartbeat-ms", "100"];
+    let pair = linked_pair(&flags, &flags);
+    std::thread::sleep(Duration::from_millis(300));
+    pair.blackhole();
+    let t0 = Instant::now();
+    let sets_done = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let mut over: Option<String> = None;
+    let mut samples = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut c = pair.a.conn();
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                assert_eq!(c.set(&format!("lr:{i}"), 0, b"v"), "STORED");
+                sets_done.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+            }
+        });
+        let mut c = pair.a.conn();
+        while t0.elapsed() < Duration::from_millis(1500) {
+            let st = c.stats("replication");
+            let done = sets_done.load(Ordering::SeqCst);
+            let lr = num(&st, "repl_lag_records");
+            samples += 1;
+            if lr > done + 10 && over.is_none() {
+                over = Some(format!(
+                    "{lr} records behind after {done} sets, {:.0} ms into the blackhole (state {:?}, outbox {})",
+                    ms(t0.elapsed()),
+                    st.get("repl_state"),
+                    num(&st, "repl_outbox_items")
+                ));
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    eprintln!(
+        "lag records: {samples} samples over 1.5 s, {} sets; overcount: {over:?}",
+        sets_done.load(Ordering::SeqCst)
+    );
+    assert!(
+        over.is_none(),
+        "repl_lag_records counted more records than were written: {}",
+        over.unwrap_or_default()
     );
 }
 
