@@ -188,7 +188,12 @@ pub fn version_millis(version: u64) -> u64 {
 
 /// This node's id in versions (0 when not replicating).
 pub fn node_id(shared: &Shared) -> u8 {
-    shared.store.config().node_id.unwrap_or(0)
+    shared.store.node_id().unwrap_or(0)
+}
+
+/// Gives this node another id (a derived id equal to the peer's).
+pub fn set_node_id(shared: &Shared, n: u8) {
+    shared.store.set_node_id(n)
 }
 
 /// A node id for a node started without `--node-id`: a hash of where it

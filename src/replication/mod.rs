@@ -119,7 +119,6 @@ pub struct Inner {
     pub outbox: Outbox,
     pub counters: Counters,
     pub published: Published,
-    pub node_id: u8,
     pub run_id: u64,
     pub peer_desc: String,
     last_error: Mutex<Option<(&'static str, u32)>>,
@@ -131,6 +130,11 @@ pub struct Inner {
 }
 
 impl Inner {
+    /// This node's id in versions.
+    pub fn node_id(&self) -> u8 {
+        exec::node_id(&self.shared)
+    }
+
     pub fn set_error(&self, code: &'static str) {
         let now = self.shared.clock.now();
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some((code, now));
@@ -196,7 +200,7 @@ impl Replicator for Inner {
         vec![
             ("repl_state", state.to_string()),
             ("repl_peer", self.peer_desc.clone()),
-            ("repl_node_id", self.node_id.to_string()),
+            ("repl_node_id", self.node_id().to_string()),
             ("repl_peer_node_id", peer_node.to_string()),
             ("repl_run_id", format!("{:016x}", self.run_id)),
             ("repl_peer_run_id", format!("{peer_run:016x}")),
@@ -305,7 +309,6 @@ impl Replication {
             outbox: Outbox::new(cfg.outbox_items, cfg.outbox_bytes),
             counters: Counters::default(),
             published: Published::default(),
-            node_id,
             run_id: auth::random_u64() | 1,
             peer_desc: format!("{}:{}", peer.host, peer.port),
             last_error: Mutex::new(None),

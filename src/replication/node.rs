@@ -229,6 +229,8 @@ pub struct Node {
     /// The last pump sent live records: poll again after `BATCH_WAIT`
     /// instead of arming the outbox's wake-up.
     poll_soon: bool,
+    /// Handshakes that met our own node id.
+    id_clashes: u32,
     /// Largest frame accepted from the peer (our -I plus headers).
     max_frame: usize,
 }
@@ -268,6 +270,7 @@ impl Node {
             pop_cursor: 0,
             scratch: Vec::new(),
             send_more: false,
+            id_clashes: 0,
             poll_soon: false,
             max_frame,
         };
@@ -472,7 +475,7 @@ impl Node {
             self.retry_later();
             return;
         };
-        match TcpStream::connect(addr) {
+        match connect_from(self.source_ip(addr), addr) {
             Ok(sock) => {
                 let _ = sock.set_nodelay(true);
                 let entry = self.conns.vacant_entry();
@@ -505,6 +508,20 @@ impl Node {
         }
     }
 
+    /// The address our peer connections come from: the node's own `-l`
+    /// address when it names one of the peer's family, so that the peer
+    /// (which accepts only our address) recognises us. None: the system's
+    /// choice (listening on every address).
+    fn source_ip(&self, peer: SocketAddr) -> Option<IpAddr> {
+        self.inner
+            .shared
+            .config
+            .replication_listen_addrs()
+            .iter()
+            .map(|a| a.ip())
+            .find(|ip| !ip.is_unspecified() && ip.is_ipv4() == peer.is_ipv4())
+    }
+
     fn retry_later(&mut self) {
         // Jitter keeps two nodes that failed together from redialling in
         // lock step.
@@ -517,8 +534,11 @@ impl Node {
         let hlc = exec::current_version(self.shared());
         let item_size_max = self.shared().config.item_size_max as u32;
         let memory_limit = self.shared().config.memory_limit_bytes();
-        let (node, run, wants_auth) =
-            (self.inner.node_id, self.inner.run_id, self.secret.is_some());
+        let (node, run, wants_auth) = (
+            self.inner.node_id(),
+            self.inner.run_id,
+            self.secret.is_some(),
+        );
         if let Some(l) = self.conns.get_mut(t) {
             let nonce = l.nonce;
             l.send(&Frame::Hello {
@@ -706,7 +726,7 @@ impl Node {
     }
 
     fn handle(&mut self, t: usize, f: Frame<'_>) -> Result<(), CloseReason> {
-        let me = self.inner.node_id;
+        let me = self.inner.node_id();
         let phase = match self.conns.get(t) {
             Some(l) => l.phase,
             None => return Ok(()),
@@ -739,10 +759,25 @@ impl Node {
                     l.send(&Frame::Goodbye {
                         reason: b"node id clash",
                     });
-                    tracing::error!(
-                        "replication: the peer has our node id {me}; give the nodes \
-                         different --node-id values"
-                    );
+                    self.id_clashes += 1;
+                    // A derived id gives way: at once when ours is the
+                    // later run, else at the next clash (the peer's id may
+                    // be set by --node-id and cannot move).
+                    let derived = self.cfg.node_id.is_none();
+                    if derived && (self.inner.run_id > run_id || self.id_clashes > 1) {
+                        let new = node_id % 255 + 1;
+                        exec::set_node_id(&self.inner.shared, new);
+                        tracing::warn!(
+                            "replication: the peer has our derived node id {me}; this node \
+                             takes {new} (set --node-id on both to choose)"
+                        );
+                        self.next_dial = Instant::now();
+                    } else if !derived {
+                        tracing::error!(
+                            "replication: the peer has our node id {me}; give the nodes \
+                             different --node-id values"
+                        );
+                    }
                     return Err(("node_id_clash", "same node id".into()));
                 }
                 if wants_auth != self.secret.is_some() {
@@ -901,7 +936,7 @@ impl Node {
             &peer.nonce,
             self.inner.run_id,
             peer.run,
-            self.inner.node_id,
+            self.inner.node_id(),
             peer.node,
         );
         l.send(&Frame::Auth { mac });
@@ -976,7 +1011,7 @@ impl Node {
 
     /// A connection finished its handshake.
     fn linked(&mut self, t: usize) -> Result<(), CloseReason> {
-        let me = self.inner.node_id;
+        let me = self.inner.node_id();
         let (peer, dialer_new) = {
             let l = &self.conns[t];
             (l.peer.expect("linked after hello"), l.dialer(me))
@@ -1083,6 +1118,9 @@ impl Node {
         }
         if was_active {
             self.active = None;
+            // Stop counting them as in flight before they are counted in
+            // the outbox again (`repl_lag_records` must not count twice).
+            self.publish_state();
             // What the peer did not acknowledge goes back to the outbox.
             for (what, _) in l.inflight.drain(..) {
                 match what {
@@ -1325,6 +1363,26 @@ impl Node {
         }
         self.publish_state();
     }
+}
+
+/// A non-blocking connect to `addr`, from `source` when given.
+fn connect_from(source: Option<IpAddr>, addr: SocketAddr) -> io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(addr);
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(sock.into()))
 }
 
 /// Appends the record for an exported state. Returns false when nothing

@@ -587,6 +587,17 @@ impl Store {
         self.versions.observe(version);
     }
 
+    /// This store's node id in versions (None: standalone counter).
+    pub fn node_id(&self) -> Option<u8> {
+        self.versions.node()
+    }
+
+    /// Takes another node id (replicated mode): for a derived id that
+    /// turned out to be the peer's too.
+    pub fn set_node_id(&self, n: u8) {
+        self.versions.set_node(n);
+    }
+
     /// The last version handed out or observed (0 before any).
     pub fn current_version(&self) -> u64 {
         self.versions.current()

@@ -69,7 +69,11 @@ pub const MAX_AHEAD_MS: u64 = 3_600_000;
 
 /// The version generator of one store.
 pub(crate) struct Versions {
-    node: Option<u8>,
+    /// Replicated (hybrid clock) mode.
+    hlc: bool,
+    /// The node id in the low byte (replicated mode); may change once,
+    /// before the first link, when two derived ids clash.
+    node: std::sync::atomic::AtomicU8,
     /// The last version handed out or observed.
     last: AtomicU64,
     clock_ms: fn() -> u64,
@@ -78,22 +82,36 @@ pub(crate) struct Versions {
 impl Versions {
     pub(crate) fn new(node: Option<u8>, clock_ms: fn() -> u64) -> Versions {
         Versions {
-            node,
+            hlc: node.is_some(),
+            node: std::sync::atomic::AtomicU8::new(node.unwrap_or(0)),
             last: AtomicU64::new(0),
             clock_ms,
+        }
+    }
+
+    /// The node id (replicated mode).
+    #[inline]
+    pub(crate) fn node(&self) -> Option<u8> {
+        self.hlc.then(|| self.node.load(Ordering::Relaxed))
+    }
+
+    /// Changes the node id (replicated mode only).
+    pub(crate) fn set_node(&self, n: u8) {
+        if self.hlc {
+            self.node.store(n, Ordering::Relaxed);
         }
     }
 
     /// True in replicated (hybrid clock) mode.
     #[inline]
     pub(crate) fn is_hlc(&self) -> bool {
-        self.node.is_some()
+        self.hlc
     }
 
     /// A new version, greater than every version handed out or observed.
     #[inline]
     pub(crate) fn next(&self) -> u64 {
-        let Some(n) = self.node else {
+        let Some(n) = self.node() else {
             return self.last.fetch_add(1, Ordering::AcqRel) + 1;
         };
         let wall = (self.clock_ms)().min(MS_MAX) << LOGICAL_BITS;
@@ -121,7 +139,7 @@ impl Versions {
         // A clock far ahead of ours (a broken or hostile peer) is not
         // followed past an hour ahead of the wall clock: following it to
         // the end of the 56 bits would freeze every later version.
-        let v = match self.node {
+        let v = match self.node() {
             Some(_) => {
                 let cap = (((self.clock_ms)().saturating_add(MAX_AHEAD_MS)).min(MS_MAX)
                     << LOGICAL_BITS)
