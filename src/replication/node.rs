@@ -765,7 +765,11 @@ impl Node {
                     // be set by --node-id and cannot move).
                     let derived = self.cfg.node_id.is_none();
                     if derived && (self.inner.run_id > run_id || self.id_clashes > 1) {
-                        let new = node_id % 255 + 1;
+                        // Random, so that two nodes giving way at once part.
+                        let mut new = 1 + (auth::random_u64() % 255) as u8;
+                        if new == node_id {
+                            new = node_id % 255 + 1;
+                        }
                         exec::set_node_id(&self.inner.shared, new);
                         tracing::warn!(
                             "replication: the peer has our derived node id {me}; this node \
