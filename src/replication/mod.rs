@@ -310,7 +310,7 @@ impl Replication {
             counters: Counters::default(),
             published: Published::default(),
             run_id: auth::random_u64() | 1,
-            peer_desc: format!("{}:{}", peer.host, peer.port),
+            peer_desc: peer.to_string(),
             last_error: Mutex::new(None),
             gate: Mutex::new(if cfg.sync_timeout.is_zero() {
                 InitialSync::TimedOut

@@ -442,26 +442,30 @@ impl Node {
             c.strangers_refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let Some(t) = self.add_conn(sock, addr, false) else {
+            return;
+        };
+        tracing::debug!("replication: connection from {addr}");
+        self.send_hello(t);
+    }
+
+    /// Registers a new peer connection (readable, and writable until its
+    /// first flush says otherwise); its token, or None if it could not be.
+    fn add_conn(&mut self, sock: TcpStream, addr: SocketAddr, outgoing: bool) -> Option<usize> {
         let _ = sock.set_nodelay(true);
-        let now = Instant::now();
         let entry = self.conns.vacant_entry();
         let t = entry.key();
-        let mut link = Link::new(sock, addr, false, now);
-        if self
-            .poll
+        let mut link = Link::new(sock, addr, outgoing, Instant::now());
+        self.poll
             .registry()
             .register(
                 &mut link.sock,
                 Token(t),
                 Interest::READABLE | Interest::WRITABLE,
             )
-            .is_err()
-        {
-            return;
-        }
+            .ok()?;
         entry.insert(link);
-        tracing::debug!("replication: connection from {addr}");
-        self.send_hello(t);
+        Some(t)
     }
 
     fn dial(&mut self) {
@@ -477,21 +481,7 @@ impl Node {
         };
         match connect_from(self.source_ip(addr), addr) {
             Ok(sock) => {
-                let _ = sock.set_nodelay(true);
-                let entry = self.conns.vacant_entry();
-                let t = entry.key();
-                let mut link = Link::new(sock, addr, true, Instant::now());
-                if self
-                    .poll
-                    .registry()
-                    .register(
-                        &mut link.sock,
-                        Token(t),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .is_ok()
-                {
-                    entry.insert(link);
+                if let Some(t) = self.add_conn(sock, addr, true) {
                     self.dialing = Some(t);
                     if self.active.is_none() {
                         self.inner.set_state(LinkState::Connecting);
