@@ -1656,7 +1656,10 @@ fn outbox_byte_bound_and_tombstone_ttl() {
         peak_b = peak_b.max(num(&pair.stats_repl(Side::B), "repl_tombstones"));
         peak_a >= 100 && peak_b >= 100
     });
-    assert!(most, "100 deletes, tombstones peaked at A {peak_a} B {peak_b}");
+    assert!(
+        most,
+        "100 deletes, tombstones peaked at A {peak_a} B {peak_b}"
+    );
     let gone = common::eventually(Duration::from_secs(8), || {
         num(&pair.stats_repl(Side::A), "repl_tombstones") == 0
             && num(&pair.stats_repl(Side::B), "repl_tombstones") == 0
