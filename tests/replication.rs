@@ -2831,6 +2831,15 @@ fn drain(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
 fn stranger_from_another_address_is_refused() {
     let _g = serial();
     let pair = linked_pair(&[], &[]);
+    // Without a secret, each node says at start that only the address
+    // guards the link.
+    for n in [&pair.a, &pair.b] {
+        assert!(
+            n.log_tail(usize::MAX).contains("not authenticated"),
+            "no warning about the unauthenticated link:\n{}",
+            n.log_tail(20)
+        );
+    }
     let mut ca = pair.a.conn();
     assert_eq!(ca.set("secret", 0, b"TOPSECRET-DATA"), "STORED");
     await_value(&pair.b, "secret", Some(b"TOPSECRET-DATA"), "set");
@@ -2985,6 +2994,12 @@ fn with_a_secret_the_pair_links_and_a_forger_is_refused() {
         .wait_linked(Duration::from_secs(5))
         .unwrap_or_else(|| panic!("pair with one secret did not link\n{}", pair.report()));
     eprintln!("secret pair linked in {:.0} ms", ms(t));
+    for n in [&pair.a, &pair.b] {
+        assert!(
+            !n.log_tail(usize::MAX).contains("not authenticated"),
+            "a node with a secret warned about an unauthenticated link"
+        );
+    }
     let mut ca = pair.a.conn();
     assert_eq!(ca.set("secret", 0, b"TOPSECRET-DATA"), "STORED");
     await_value(&pair.b, "secret", Some(b"TOPSECRET-DATA"), "set");
