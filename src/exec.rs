@@ -319,12 +319,34 @@ impl Ctx<'_> {
     #[inline]
     fn mutated(&self, key: &[u8]) {
         if let Some(r) = self.shared.replicator.get() {
-            // A write that left the key already expired (negative or past
-            // expiry) must reach the peer as a delete, not as nothing.
-            self.shared.store.settle_expired(key, self.now);
             r.mutated(key);
         }
     }
+
+    /// [`Ctx::mutated`] for a write that set the item's expiry to the
+    /// absolute time `exp` (0: none). One already past (a negative or past
+    /// expiry) must reach the peer as a delete, not as nothing: the
+    /// expired item becomes its tombstone now.
+    #[inline]
+    fn mutated_with_expiry(&self, key: &[u8], exp: u32) {
+        if let Some(r) = self.shared.replicator.get() {
+            if exp != 0 && exp <= self.now {
+                self.shared.store.settle_expired(key, self.now);
+            }
+            r.mutated(key);
+        }
+    }
+}
+
+/// The soonest absolute expiry among relative/absolute client TTLs given
+/// (0 when none sets one).
+fn soonest_expiry(ttls: &[Option<i64>], now: u32) -> u32 {
+    ttls.iter()
+        .flatten()
+        .map(|&t| absolute_expiry(t, now))
+        .filter(|&e| e != 0)
+        .min()
+        .unwrap_or(0)
 }
 
 /// What the connection does after a request.
@@ -546,7 +568,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
             let exp = absolute_expiry(exptime, ctx.now);
             let r = match ctx.shared.store.touch(key, exp, ctx.now) {
                 Ok(()) => {
-                    ctx.mutated(key);
+                    ctx.mutated_with_expiry(key, exp);
                     ctx.stats.touch_hits.incr();
                     Reply::Touched
                 }
@@ -902,7 +924,7 @@ fn meta_get(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
     meta_read_and_update(ctx, m, key, out);
     // A TTL update (T) or a vivified placeholder (N) changes the item.
     if m.flags.ttl.is_some() || m.flags.vivify.is_some() {
-        ctx.mutated(key);
+        ctx.mutated_with_expiry(key, soonest_expiry(&[m.flags.ttl, m.flags.vivify], ctx.now));
     }
 }
 
@@ -1154,7 +1176,7 @@ fn meta_set(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
         outcome,
         StoreOutcome::Stored { .. } | StoreOutcome::TooLarge
     ) {
-        ctx.mutated(key);
+        ctx.mutated_with_expiry(key, exp);
     }
     let (code, cas) = match outcome {
         StoreOutcome::Stored { cas } => {
@@ -1210,7 +1232,7 @@ fn meta_delete(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
         .meta_delete(key, now, fl.compare_cas, invalidate)
     {
         MetaDeleteOutcome::Deleted | MetaDeleteOutcome::Invalidated => {
-            ctx.mutated(key);
+            ctx.mutated_with_expiry(key, invalidate.flatten().unwrap_or(0));
             // An invalidation is not a delete hit in memcached (observed).
             if invalidate.is_none() {
                 ctx.stats.delete_hits.incr();
@@ -1299,7 +1321,7 @@ fn meta_arith(ctx: &Ctx<'_>, m: &MetaCmd<'_>, key: &[u8], out: &mut Vec<u8>) {
     if let (Some(t), false) = (fl.ttl, created) {
         let _ = store.touch(key, absolute_expiry(t, now), now);
     }
-    ctx.mutated(key);
+    ctx.mutated_with_expiry(key, soonest_expiry(&[fl.ttl, fl.vivify], now));
     // memcached answers a created counter even under `q` (observed).
     if fl.quiet && !created {
         return;
@@ -1393,7 +1415,7 @@ fn retrieve(ctx: &Ctx<'_>, keys: Keys<'_>, with_cas: bool, touch: Option<i64>, o
             ctx.stats.cmd_touch.incr();
             match res {
                 Ok(()) => {
-                    ctx.mutated(key);
+                    ctx.mutated_with_expiry(key, new_exp.unwrap_or(0));
                     ctx.stats.touch_hits.incr()
                 }
                 Err(_) => ctx.stats.touch_misses.incr(),
@@ -1444,7 +1466,7 @@ fn store(
         StoreOutcome::Stored { .. } | StoreOutcome::TooLarge
     ) {
         // A too-large set unlinks the old item (as memcached does).
-        ctx.mutated(key);
+        ctx.mutated_with_expiry(key, exp);
     }
     let reply = match outcome {
         StoreOutcome::Stored { .. } => {
