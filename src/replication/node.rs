@@ -167,12 +167,15 @@ impl Link {
         }
     }
 
-    /// Sends the cumulative acknowledgement if records are waiting for
-    /// one and the last went out ACK_DELAY ago.
+    /// Sends the cumulative acknowledgement if records wait for one and
+    /// either ACK_EVERY of them came in or the last ack went out ACK_DELAY
+    /// ago (housekeeping sends a pending one later): each ack wakes the
+    /// peer's replication thread, so they are spaced out.
     fn ack_if_due(&mut self, now: Instant) {
         if self.phase == Phase::Linked
             && self.received > self.ack_sent
-            && now.duration_since(self.last_ack) >= ACK_DELAY
+            && (self.received >= self.ack_sent + ACK_EVERY
+                || now.duration_since(self.last_ack) >= ACK_DELAY)
         {
             self.ack_sent = self.received;
             self.last_ack = now;
@@ -655,18 +658,10 @@ impl Node {
                 .fetch_add(n as u64, Ordering::Relaxed);
             self.process(t)?;
             if let Some(l) = self.conns.get_mut(t) {
-                if l.phase == Phase::Linked && l.received >= l.ack_sent + ACK_EVERY {
-                    l.ack_sent = l.received;
-                    let records = l.received;
-                    l.send(&Frame::Ack { records });
-                }
+                l.ack_if_due(Instant::now());
             }
         }
-        // Acknowledge what this wake-up processed, at most every
-        // ACK_DELAY (housekeeping sends a pending one later): each ack
-        // wakes the peer's replication thread.
         if let Some(l) = self.conns.get_mut(t) {
-            l.ack_if_due(Instant::now());
             if l.pending_tx() > TX_HARD_LIMIT {
                 return Err(("peer_not_reading", "the peer stopped reading".into()));
             }
