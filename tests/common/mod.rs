@@ -3,6 +3,7 @@
 //! PID.
 #![allow(dead_code)]
 
+pub mod deploy;
 pub mod pair;
 pub mod proxy;
 pub mod tools;
