@@ -10,12 +10,13 @@
 //! exec.rs      the one entry point for every read and mutation
 //! protocol/    bytes <-> Command / reply text; no I/O, no clock, no store
 //! storage/     items, memory limit, LRU, hash index; no protocol
-//! config, clock, stats   leaves
+//! config, clock, stats, net   leaves (net: listener set-up for server/ and replication/)
 //! ```
 
 pub mod clock;
 pub mod config;
 pub mod exec;
+pub mod net;
 pub mod notify;
 pub mod process;
 pub mod protocol;

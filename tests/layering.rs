@@ -1,7 +1,7 @@
 //! Guards the layering rule of DESIGN.md:
 //!
 //! ```text
-//! main.rs -> server/ -> replication/ -> exec.rs -> protocol/, storage/ ; config, clock, stats are leaves
+//! main.rs -> server/ -> replication/ -> exec.rs -> protocol/, storage/ ; config, clock, stats, net are leaves
 //! ```
 //!
 //! - `replication/` reaches the store only through `exec` and never uses

@@ -268,24 +268,13 @@ pub enum SyncWait {
 pub fn bind(shared: &Shared) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
     for addr in shared.config.replication_listen_addrs() {
-        let sock = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        sock.set_reuse_address(true)?;
-        if addr.is_ipv6() {
-            sock.set_only_v6(true)?;
-        }
-        sock.bind(&addr.into()).map_err(|e| {
+        let l = crate::net::bind_tcp(addr, Some(128)).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot listen for the peer on {addr}: {e}"),
             )
         })?;
-        sock.listen(128)?;
-        sock.set_nonblocking(true)?;
-        out.push(sock.into());
+        out.push(l);
     }
     Ok(out)
 }

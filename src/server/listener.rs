@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 
 /// One bound, non-blocking listening socket.
 pub(crate) enum Listener {
@@ -108,18 +108,8 @@ pub(crate) fn describe_tcp(a: &SocketAddr) -> String {
 /// Binds one TCP listener; it listens at once unless `backlog` is None
 /// (then [`Listener::listen`] opens it later).
 pub(crate) fn bind_tcp(addr: SocketAddr, backlog: Option<i32>) -> io::Result<Listener> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        // Lets `-l 0.0.0.0,::` bind both families on one port.
-        sock.set_only_v6(true)?;
-    }
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    if let Some(backlog) = backlog {
-        sock.listen(backlog)?;
-    }
-    Ok(Listener::Tcp(TcpListener::from_std(sock.into())))
+    let l = crate::net::bind_tcp(addr, backlog)?;
+    Ok(Listener::Tcp(TcpListener::from_std(l)))
 }
 
 /// Binds the Unix socket at `path` with file mode `mask`.
