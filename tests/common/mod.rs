@@ -49,10 +49,31 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 (see [`free_port_on`]).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    free_port_on("127.0.0.1")
+}
+
+/// A TCP port free on `ip` when asked, never handed out twice by this
+/// process, and below the kernel's ephemeral range (32768-60999 by
+/// default): a port taken with `bind(0)` and released can come back from
+/// the next `bind(0)` or as some connection's local port before the
+/// server under test binds it. Each process starts at its own offset
+/// (nextest runs tests as separate processes).
+pub fn free_port_on(ip: &str) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} in {FIRST}..{}", FIRST + SPAN)
 }
 
 fn is_root() -> bool {

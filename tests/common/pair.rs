@@ -733,6 +733,41 @@ impl Pair {
         None
     }
 
+    /// Waits until the pair is settled: both nodes linked, neither syncing,
+    /// nothing in flight or queued either way (so each node's sync end was
+    /// acknowledged and a later re-link can be partial), and no new link
+    /// formed for 100 ms (a fresh pair may form two links at once and drop
+    /// one). Returns how long it took.
+    pub fn wait_settled(&self, timeout: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        let mut last: Option<(String, String)> = None;
+        let mut stable_since = Instant::now();
+        while t0.elapsed() < timeout {
+            let (a, b) = (self.stats_repl(Side::A), self.stats_repl(Side::B));
+            let quiet = |s: &HashMap<String, String>| {
+                s.get("repl_state").map(String::as_str) == Some("linked")
+                    && s.get("repl_sync_in_progress").map(String::as_str) == Some("0")
+                    && s.get("repl_lag_records").map(String::as_str) == Some("0")
+            };
+            let links = |s: &HashMap<String, String>| {
+                s.get("repl_links_established").cloned().unwrap_or_default()
+            };
+            let now = (links(&a), links(&b));
+            if quiet(&a) && quiet(&b) {
+                if last.as_ref() != Some(&now) {
+                    last = Some(now);
+                    stable_since = Instant::now();
+                } else if stable_since.elapsed() >= Duration::from_millis(100) {
+                    return Some(t0.elapsed());
+                }
+            } else {
+                last = None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// Both snapshots of `keys` (A, B).
     pub fn snapshot(&self, keys: &[String]) -> (HashMap<String, Item>, HashMap<String, Item>) {
         let a = self.a.conn().gets_many(keys);
