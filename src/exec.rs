@@ -105,6 +105,11 @@ pub trait Replicator: Send + Sync {
     /// The `stats replication` lines, or (summary) the few `repl_*` lines
     /// plain `stats` carries.
     fn stat_lines(&self, summary: bool) -> Vec<(&'static str, String)>;
+    /// The server began a graceful stop (SIGTERM, SIGINT, `shutdown`):
+    /// the replication drain time starts now, while the workers still
+    /// finish the requests already read, so the whole stop stays within
+    /// the drain limit.
+    fn stopping(&self) {}
 }
 
 /// A record from the peer, applied through [`apply_peer`].

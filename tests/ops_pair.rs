@@ -1488,6 +1488,54 @@ fn sigterm_gives_up_at_the_drain_limit() {
     eprintln!("PAIR: drain limit reached: {lost} of 50000 writes not on the peer");
 }
 
+/// The replication drain starts at SIGTERM and runs alongside the
+/// workers' flushing of replies to clients (at most 3 s), instead of after
+/// it: with a client that never reads its replies and a frozen peer, a
+/// 2 s drain limit ends the stop after about 3 s, not 3 + 2.
+#[test]
+fn sigterm_drains_replication_alongside_the_client_replies() {
+    let _serial = serial();
+    let dir = TempDir::new("drain-alongside");
+    let (mut a, mut b) = Node::pair(dir.path(), "a", "b");
+    a.extra = vec!["--repl-drain-timeout".to_string(), "2".to_string()];
+    freeze_tolerant(&mut a, &mut b);
+    start_pair(&mut a, &mut b);
+    // A 512 KiB value, asked for 64 times without reading: megabytes of
+    // replies wait in A's worker when the stop begins.
+    let big = vec![b'v'; 512 * 1024];
+    let mut w = Client::connect(a.port);
+    let mut req = format!("set big 0 0 {}\r\n", big.len()).into_bytes();
+    req.extend_from_slice(&big);
+    req.extend_from_slice(b"\r\n");
+    w.send(&req);
+    assert_eq!(w.read_line(), b"STORED\r\n");
+    let mut reader = Client::connect(a.port);
+    reader.send(&b"get big\r\n".repeat(64));
+    b.signal(Signal::SIGSTOP);
+    let data = keys("alongside", 20_000);
+    pipeline_noreply(a.port, &data);
+    assert!(
+        pending(a.port).1 > 0,
+        "nothing pending for the frozen peer: the test would not exercise the drain"
+    );
+    let t = Instant::now();
+    a.signal(Signal::SIGTERM);
+    let st = a.wait_exit(Duration::from_secs(8));
+    let took = t.elapsed();
+    b.signal(Signal::SIGCONT);
+    eprintln!(
+        "PAIR: client replies unread + frozen peer, drain limit 2 s: exit {st:?} after {took:?}"
+    );
+    let st = st.unwrap_or_else(|| panic!("still running 8 s after SIGTERM\n{}", log_text(&a.log)));
+    assert!(st.success(), "{st:?}:\n{}", log_text(&a.log));
+    assert!(
+        took >= Duration::from_millis(2_800) && took < Duration::from_millis(4_200),
+        "exit {took:?} after SIGTERM: want the 3 s client drain with the 2 s replication drain inside it\n{}",
+        log_text(&a.log)
+    );
+    drop(reader);
+}
+
 // ---------------------------------------------------------------------------
 // SIGTERM under client load, in a pair
 

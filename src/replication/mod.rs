@@ -163,6 +163,17 @@ impl Replicator for Inner {
         self.outbox.push(key, now_ms());
     }
 
+    fn stopping(&self) {
+        let limit = self.shared.config.replication.drain_timeout;
+        let deadline = now_ms().saturating_add(limit.as_millis() as u64).max(1);
+        let _ = self.drain_deadline_ms.compare_exchange(
+            0,
+            deadline,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
     fn flushed(&self, version: u64, at: u32) {
         self.outbox.push_flush(PendingFlush { version, at });
     }
@@ -373,9 +384,15 @@ impl Replication {
     /// Stops the thread after it has sent and had acknowledged everything
     /// pending, or after `drain` at most. Returns what was left.
     pub fn shutdown(mut self, drain: Duration) -> u64 {
-        self.inner
-            .drain_deadline_ms
-            .store(now_ms() + drain.as_millis() as u64, Ordering::Release);
+        // The drain time runs from the start of the stop (see `stopping`),
+        // never later than `drain` from now.
+        let by = now_ms().saturating_add(drain.as_millis() as u64).max(1);
+        let _ =
+            self.inner
+                .drain_deadline_ms
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                    Some(if d == 0 { by } else { d.min(by) })
+                });
         self.inner.stop.store(true, Ordering::Release);
         let _ = self.waker.wake();
         if let Some(t) = self.thread.take() {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use mio::{Poll, Token, Waker};
 
-use crate::exec::Shared;
+use crate::exec::{Replicator, Shared};
 use listener::Listener;
 
 /// How the server stopped.
@@ -69,6 +69,8 @@ pub(crate) struct Control {
     accept_paused: AtomicBool,
     /// A thread stopped the server because of an error (or a panic).
     failed: AtomicBool,
+    /// Told when the stop begins, so its drain runs alongside ours.
+    replicator: Option<Arc<dyn Replicator>>,
 }
 
 impl Control {
@@ -76,6 +78,9 @@ impl Control {
     pub(crate) fn stop(&self) {
         if !self.stopping.swap(true, Ordering::SeqCst) {
             crate::notify::stopping("stopping: finishing in-flight requests");
+            if let Some(r) = &self.replicator {
+                r.stopping();
+            }
             let _ = self.acceptor.wake();
             for w in &self.workers {
                 let _ = w.wake();
@@ -191,6 +196,7 @@ pub fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<Exit> {
         workers: worker_wakers,
         accept_paused: AtomicBool::new(false),
         failed: AtomicBool::new(false),
+        replicator: shared.replicator.get().cloned(),
     });
 
     let now = shared.clock.now();
