@@ -1093,6 +1093,107 @@ fn a_linked_pair_shrugs_off_strangers() {
     let _ = std::fs::remove_file(&secret);
 }
 
+/// Three nodes sharing one secret, the third misconfigured with `-x A`
+/// (a node of another pair, a copied config): A stays with B, the node it
+/// reaches at its own `-x`, and refuses C instead of swapping peers (which
+/// merged the two caches and flapped every ~65 ms before). When C reaches
+/// A first (B not started yet, A never reached B), A takes B as soon as its
+/// own dial reaches it and then keeps C out.
+#[test]
+fn a_third_node_with_the_secret_cannot_take_a_nodes_peer() {
+    let _g = serial();
+    let secret = secret_file("three");
+    let sf = secret.to_str().expect("path");
+    let rport = free_port("127.0.0.1");
+    let start = |ip: &'static str, peer: &str, id: u8| {
+        Node::start_on(
+            ip,
+            rport,
+            &format!("{peer}:{rport}"),
+            id,
+            &["--repl-secret-file", sf],
+        )
+    };
+    let linked_to = |n: &Node, id: &str| {
+        let s = n.stats();
+        s["repl_state"] == "linked" && s["repl_peer_node_id"] == id
+    };
+    // Settled: linked as expected, link count still for 300 ms.
+    let settle = |a: &Node, b: &Node| {
+        let mut held = (a.counters().links, b.counters().links, Instant::now());
+        common::eventually(Duration::from_secs(10), || {
+            let now = (a.counters().links, b.counters().links);
+            if (held.0, held.1) != now {
+                held = (now.0, now.1, Instant::now());
+            }
+            linked_to(a, "2") && linked_to(b, "1") && held.2.elapsed() >= Duration::from_millis(300)
+        })
+    };
+
+    // 1. A and B linked; then C (-x A) arrives.
+    let a = start("127.0.0.1", "127.0.0.2", 1);
+    let b = start("127.0.0.2", "127.0.0.1", 2);
+    assert!(settle(&a, &b), "A and B did not link: A {:?}", a.stats());
+    let run_b = a.stats()["repl_peer_run_id"].clone();
+    let (links_a, links_b) = (a.counters().links, b.counters().links);
+    let refused_before = a.counters().strangers;
+    let c = start("127.0.0.3", "127.0.0.1", 3);
+    c.call(b"set from_c 0 0 1\r\nc\r\n", b"\r\n");
+    std::thread::sleep(Duration::from_secs(2));
+    let sa = a.stats();
+    log(&format!(
+        "third node against a linked pair: A links {} -> {}, A refused {} offers, C state {}",
+        links_a,
+        a.counters().links,
+        a.counters().strangers - refused_before,
+        c.stats()["repl_state"]
+    ));
+    assert_eq!(a.counters().links, links_a, "A's link was replaced: {sa:?}");
+    assert_eq!(b.counters().links, links_b, "B's link was replaced");
+    assert_eq!(sa["repl_peer_run_id"], run_b, "A's peer changed: {sa:?}");
+    assert!(a.counters().strangers > refused_before, "C was not refused");
+    assert_ne!(c.stats()["repl_state"], "linked");
+    assert_eq!(
+        a.call(b"get from_c\r\n", b"END\r\n"),
+        "END\r\n",
+        "C's data reached A"
+    );
+    a.call(b"set from_a 0 0 1\r\na\r\n", b"\r\n");
+    assert!(common::eventually(Duration::from_secs(5), || {
+        b.call(b"get from_a\r\n", b"END\r\n") == "VALUE from_a 0 1\r\na\r\nEND\r\n"
+    }));
+    assert_eq!(
+        c.call(b"get from_a\r\n", b"END\r\n"),
+        "END\r\n",
+        "A's data reached C"
+    );
+    drop((a, b, c));
+
+    // 2. C first: A (whose peer B is not up yet) takes C's offer, then
+    // moves to B once its own dial reaches B, and keeps C out after.
+    let a = start("127.0.0.1", "127.0.0.2", 1);
+    let c = start("127.0.0.3", "127.0.0.1", 3);
+    assert!(
+        common::eventually(Duration::from_secs(5), || linked_to(&a, "3")),
+        "A did not take C's offer while B was away: {:?}",
+        a.stats()
+    );
+    let b = start("127.0.0.2", "127.0.0.1", 2);
+    assert!(settle(&a, &b), "A did not move to B: {:?}", a.stats());
+    let links_a = a.counters().links;
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        a.counters().links,
+        links_a,
+        "A's link flapped: {:?}",
+        a.stats()
+    );
+    assert!(linked_to(&a, "2"));
+    assert_ne!(c.stats()["repl_state"], "linked");
+    drop((a, b, c));
+    let _ = std::fs::remove_file(&secret);
+}
+
 /// A stranger (no secret, from 127.0.0.3) that keeps `per` silent
 /// connections open to each target, opening a new one whenever the node
 /// closes one, until stopped. Returns how many it opened.

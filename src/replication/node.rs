@@ -62,6 +62,8 @@ const BATCH_WAIT: Duration = Duration::from_millis(1);
 const BATCH_MIN_KEYS: usize = 4;
 /// First redial delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// A link up at least this long resets the redial backoff when it drops.
+const STABLE_LINK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -224,6 +226,13 @@ pub struct Node {
     peer_ips: Vec<IpAddr>,
     /// The peer run our last acknowledged full sync went to.
     synced_run: Option<u64>,
+    /// The run of the process our own dial to `-x` last reached: the
+    /// peer's identity. Once known, a link offered by any other process
+    /// (a node of another pair sharing the secret, a second instance on
+    /// the peer's host) is refused instead of replacing the peer.
+    peer_run_at_x: Option<u64>,
+    /// The last run refused as not the peer (its warning is logged once).
+    refused_run: Option<u64>,
     pop_cursor: usize,
     scratch: Vec<Box<[u8]>>,
     /// The last pump stopped with records left to send and a writable
@@ -270,6 +279,8 @@ impl Node {
             secret,
             peer_ips: Vec::new(),
             synced_run: None,
+            peer_run_at_x: None,
+            refused_run: None,
             pop_cursor: 0,
             scratch: Vec::new(),
             send_more: false,
@@ -375,6 +386,14 @@ impl Node {
         self.inner.set_state(LinkState::Disconnected);
     }
 
+    /// A link is up with the process our own dial to `-x` reached.
+    fn active_is_the_peer(&self) -> bool {
+        self.active
+            .and_then(|a| self.conns.get(a))
+            .and_then(|l| l.peer)
+            .is_some_and(|p| self.peer_run_at_x == Some(p.run))
+    }
+
     /// During a graceful stop: true once everything was sent and
     /// acknowledged, or the drain time is up. With records pending and no
     /// link, the node keeps dialling the peer until then.
@@ -474,7 +493,9 @@ impl Node {
     fn dial(&mut self) {
         let addrs = self.resolve_peer();
         let Some(&addr) = addrs.first() else {
-            self.inner.set_error("resolve_failed");
+            if self.active.is_none() {
+                self.inner.set_error("resolve_failed");
+            }
             tracing::warn!(
                 "replication: cannot resolve the peer {}",
                 self.inner.peer_desc
@@ -495,7 +516,9 @@ impl Node {
             }
             Err(e) => {
                 tracing::debug!("replication: connect to {addr} failed: {e}");
-                self.inner.set_error("connect_failed");
+                if self.active.is_none() {
+                    self.inner.set_error("connect_failed");
+                }
                 self.retry_later();
             }
         }
@@ -1001,10 +1024,38 @@ impl Node {
     /// A connection finished its handshake.
     fn linked(&mut self, t: usize) -> Result<(), CloseReason> {
         let me = self.inner.node_id();
-        let (peer, dialer_new) = {
+        let (peer, dialer_new, outgoing, addr) = {
             let l = &self.conns[t];
-            (l.peer.expect("linked after hello"), l.dialer(me))
+            (
+                l.peer.expect("linked after hello"),
+                l.dialer(me),
+                l.outgoing,
+                l.addr,
+            )
         };
+        if outgoing {
+            self.peer_run_at_x = Some(peer.run);
+        } else if self.peer_run_at_x.is_some_and(|r| r != peer.run) {
+            self.inner
+                .counters
+                .strangers_refused
+                .fetch_add(1, Ordering::Relaxed);
+            if self.refused_run != Some(peer.run) {
+                self.refused_run = Some(peer.run);
+                tracing::warn!(
+                    "replication: refused node {} (run {:016x}) connecting from {addr}: it is \
+                     not the process at the peer address {} (check that node's -x)",
+                    peer.node,
+                    peer.run,
+                    self.inner.peer_desc
+                );
+            }
+            // The peer may have restarted (a new run): look at -x again.
+            if !self.active_is_the_peer() {
+                self.next_dial = Instant::now();
+            }
+            return Err(("not_the_peer", "not the process at the peer address".into()));
+        }
         if let Some(a) = self.active.filter(|&a| a != t) {
             let (old_run, dialer_old) = {
                 let o = &self.conns[a];
@@ -1031,7 +1082,6 @@ impl Node {
             );
         }
         self.active = Some(t);
-        self.backoff = BACKOFF_MIN;
         let c = &self.inner.counters;
         c.links_established.fetch_add(1, Ordering::Relaxed);
         let p = &self.inner.published;
@@ -1122,6 +1172,12 @@ impl Node {
                 tracing::warn!("replication: link to {} lost: {detail}", l.addr);
             }
             if code != "replaced" {
+                // Redial fast after a link that held; one dropped at once
+                // (refused by a node that is not our peer's, or a flapping
+                // network) keeps backing off.
+                if l.opened.elapsed() >= STABLE_LINK {
+                    self.backoff = BACKOFF_MIN;
+                }
                 self.retry_later();
             }
             self.inner.outbox.pause();
@@ -1180,8 +1236,11 @@ impl Node {
             }
             self.close(t, r);
         }
-        if self.active.is_none() && self.dialing.is_none() && now >= self.next_dial {
-            // Also while stopping: pending records still want a link.
+        // Dial while there is no link (also while stopping: pending
+        // records still want one), and while the link is one the peer
+        // offered before our own dial ever reached -x: the dial tells
+        // whether that link really is the peer.
+        if !self.active_is_the_peer() && self.dialing.is_none() && now >= self.next_dial {
             self.dial();
         }
         if self.active.is_none() {
