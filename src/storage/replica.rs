@@ -8,10 +8,11 @@
 //! shard lock, where its item and its tombstone live. Every apply moves
 //! the local version clock past the version it carries.
 
+use super::alloc::Step;
 use super::item::{self, footprint, item_size};
 use super::shard::{Shard, Validity};
 use super::slabs::Ref;
-use super::{Miss, Step, Store, SWEEP_CHUNK};
+use super::{Miss, Store, SWEEP_CHUNK};
 use std::sync::atomic::Ordering;
 
 /// A key's state as the peer should receive it.
