@@ -273,6 +273,23 @@ fn hello_with(node_id: u8, wants_auth: bool, hlc: u64) -> Vec<u8> {
         item_size_max: 1 << 20,
         memory_limit: 64 << 20,
         wants_auth,
+        probe: false,
+    })
+}
+
+/// A Hello that only asks who answers (the probe a node sends to `-x`
+/// while a link its peer offered is up).
+fn probe_hello(node_id: u8) -> Vec<u8> {
+    frame(&Frame::Hello {
+        protocol: PROTOCOL_VERSION,
+        node_id,
+        run_id: 0x5eed_0000_0000_0002,
+        nonce: [8u8; 16],
+        hlc: 0,
+        item_size_max: 1 << 20,
+        memory_limit: 64 << 20,
+        wants_auth: false,
+        probe: true,
     })
 }
 
@@ -720,6 +737,44 @@ fn a_hello_with_our_node_id_is_refused() {
     node.assert_healthy("a Hello with our node id");
 }
 
+/// A probe from the peer's address gets the node's Hello and the close,
+/// never a link: records sent after it are not applied, the node's link
+/// count and state do not move.
+#[test]
+fn a_probe_is_answered_and_closed_never_linked() {
+    let _g = serial();
+    let node = Node::start(&[]);
+    let before = node.counters();
+    let mut s = connect_from("127.0.0.1", node.repl_addr());
+    s.write_all(&probe_hello(2)).expect("write");
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(3));
+    assert!(closed.is_some(), "still open");
+    assert_eq!(frame_names(&got), ["Hello"]);
+    // A probe followed by records: the records are never applied.
+    let mut s = connect_from("127.0.0.1", node.repl_addr());
+    let mut bytes = probe_hello(2);
+    bytes.extend(frame(&Frame::Item {
+        version: 1 << 40,
+        flags: 0,
+        exptime: 0,
+        stale: false,
+        key: b"probed",
+        value: b"x",
+    }));
+    let _ = s.write_all(&bytes);
+    let (_, closed) = read_until_closed(&mut s, Duration::from_secs(3));
+    assert!(closed.is_some(), "still open");
+    let after = node.counters();
+    assert_eq!(after.links, before.links, "a probe became a link");
+    assert_eq!(
+        after.received, before.received,
+        "a record after a probe was taken"
+    );
+    assert_ne!(node.stats()["repl_state"], "linked");
+    assert_eq!(node.call(b"get probed\r\n", b"END\r\n"), "END\r\n");
+    node.assert_healthy("probes");
+}
+
 #[test]
 fn silent_connections_meet_the_handshake_deadline() {
     let _g = serial();
@@ -1136,6 +1191,17 @@ fn a_third_node_with_the_secret_cannot_take_a_nodes_peer() {
     assert!(settle(&a, &b), "A and B did not link: A {:?}", a.stats());
     let run_b = a.stats()["repl_peer_run_id"].clone();
     let (links_a, links_b) = (a.counters().links, b.counters().links);
+    // A started first: B's dial made the link, A's own dial only probed
+    // -x (no second link, no second full sync).
+    log(&format!(
+        "A and B settled with links A {links_a}, B {links_b}"
+    ));
+    assert_eq!(
+        (links_a, b.stats()["repl_resyncs_full"].as_str()),
+        (1, "1"),
+        "A: {:?}",
+        a.stats()
+    );
     let refused_before = a.counters().strangers;
     let c = start("127.0.0.3", "127.0.0.1", 3);
     c.call(b"set from_c 0 0 1\r\nc\r\n", b"\r\n");

@@ -22,7 +22,7 @@
 //!
 //! | type | frame       | payload (in order)                                                                                         | payload bytes |
 //! |------|-------------|------------------------------------------------------------------------------------------------------------|---------------|
-//! | 1    | `Hello`     | magic `TWNC` (4), protocol u16, node_id u8, run_id u64, nonce (16), hlc u64, item_size_max u32, memory_limit u64, wants_auth bool | 52 |
+//! | 1    | `Hello`     | magic `TWNC` (4), protocol u16, node_id u8, run_id u64, nonce (16), hlc u64, item_size_max u32, memory_limit u64, flags u8 (1 wants_auth, 2 probe) | 52 |
 //! | 2    | `Auth`      | mac (32)                                                                                                   | 32            |
 //! | 3    | `SyncBegin` | full bool                                                                                                  | 1             |
 //! | 4    | `SyncEnd`   | (none)                                                                                                     | 0             |
@@ -48,6 +48,10 @@
 //! What `decode` does not check (left to the link): that `protocol` is one
 //! it speaks, that `Flush` has exactly one of `version` / `at` non-zero,
 //! the meaning of a `Refused` reason.
+
+/// `Hello` flag bits.
+const HELLO_WANTS_AUTH: u8 = 1;
+const HELLO_PROBE: u8 = 2;
 
 /// The first four payload bytes of a `Hello`.
 pub const MAGIC: [u8; 4] = *b"TWNC";
@@ -108,6 +112,10 @@ pub enum Frame<'a> {
         item_size_max: u32,
         memory_limit: u64,
         wants_auth: bool,
+        /// The dialer only checks who answers at the peer address (its
+        /// run id, authenticated when a secret is set) and closes: never
+        /// a link, never replaces one.
+        probe: bool,
     },
     /// HMAC proof answering the other side's nonce.
     Auth {
@@ -357,15 +365,23 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Field<Frame<'_>> {
             if r.array::<4>()? != MAGIC {
                 return Err("hello without the TWNC magic");
             }
+            let (protocol, node_id, run_id) = (r.u16()?, r.u8()?, r.u64()?);
+            let (nonce, hlc, item_size_max, memory_limit) =
+                (r.array()?, r.u64()?, r.u32()?, r.u64()?);
+            let flags = r.u8()?;
+            if flags & !(HELLO_WANTS_AUTH | HELLO_PROBE) != 0 {
+                return Err("hello with unknown flags");
+            }
             Frame::Hello {
-                protocol: r.u16()?,
-                node_id: r.u8()?,
-                run_id: r.u64()?,
-                nonce: r.array()?,
-                hlc: r.u64()?,
-                item_size_max: r.u32()?,
-                memory_limit: r.u64()?,
-                wants_auth: r.bool()?,
+                protocol,
+                node_id,
+                run_id,
+                nonce,
+                hlc,
+                item_size_max,
+                memory_limit,
+                wants_auth: flags & HELLO_WANTS_AUTH != 0,
+                probe: flags & HELLO_PROBE != 0,
             }
         }
         T_AUTH => Frame::Auth { mac: r.array()? },
@@ -500,6 +516,7 @@ pub fn encode(frame: &Frame<'_>, out: &mut Vec<u8>) {
             item_size_max,
             memory_limit,
             wants_auth,
+            probe,
         } => {
             out.extend_from_slice(&MAGIC);
             out.extend_from_slice(&protocol.to_be_bytes());
@@ -509,7 +526,14 @@ pub fn encode(frame: &Frame<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&hlc.to_be_bytes());
             out.extend_from_slice(&item_size_max.to_be_bytes());
             out.extend_from_slice(&memory_limit.to_be_bytes());
-            out.push(u8::from(*wants_auth));
+            let mut flags = 0;
+            if *wants_auth {
+                flags |= HELLO_WANTS_AUTH;
+            }
+            if *probe {
+                flags |= HELLO_PROBE;
+            }
+            out.push(flags);
         }
         Frame::Auth { mac } => out.extend_from_slice(mac),
         Frame::SyncBegin { full } => out.push(u8::from(*full)),
@@ -603,6 +627,7 @@ mod tests {
             item_size_max: 1 << 20,
             memory_limit: 64 << 20,
             wants_auth: true,
+            probe: false,
         }
     }
 
@@ -664,6 +689,7 @@ mod tests {
                 item_size_max: u32::MAX,
                 memory_limit: 0,
                 wants_auth: false,
+                probe: true,
             },
             Frame::Auth { mac: [7; 32] },
             Frame::SyncBegin { full: true },
@@ -806,11 +832,23 @@ mod tests {
         let mut h = enc(&hello());
         h[5] = b't';
         assert_eq!(malformed(&h), "hello without the TWNC magic");
-        // hello bool
+        // hello flags: bits 0 and 1 only
         let mut h = enc(&hello());
         let last = h.len() - 1;
-        h[last] = 2;
-        assert_eq!(malformed(&h), "bool field is neither 0 nor 1");
+        for bad in [4, 8, 0x80, 0xff] {
+            h[last] = bad;
+            assert_eq!(malformed(&h), "hello with unknown flags");
+        }
+        h[last] = 3;
+        match decode(&h, BIG) {
+            Decoded::Frame(
+                Frame::Hello {
+                    wants_auth, probe, ..
+                },
+                _,
+            ) => assert!(wants_auth && probe),
+            other => panic!("flags 3 decoded as {other:?}"),
+        }
         assert_eq!(
             malformed(&raw(T_SYNC_BEGIN, &[2])),
             "bool field is neither 0 nor 1"
@@ -991,6 +1029,7 @@ mod tests {
                 item_size_max: r.c,
                 memory_limit: r.b ^ r.a,
                 wants_auth: r.flag,
+                probe: r.d & 1 == 1,
             },
             1 => Frame::Auth { mac: r.mac },
             2 => Frame::SyncBegin { full: r.flag },

@@ -82,6 +82,8 @@ struct PeerHello {
     /// unauthenticated Hello must not move our clock).
     hlc: u64,
     item_size_max: u32,
+    /// The dialer only checks who answers (see `Frame::Hello`).
+    probe: bool,
 }
 
 /// What a sent record was, so an unacknowledged one can be sent again.
@@ -100,6 +102,10 @@ struct Link {
     sock: TcpStream,
     addr: SocketAddr,
     outgoing: bool,
+    /// An outgoing connection that only checks which process answers at
+    /// `-x` (while a link the peer offered is up): closed after the
+    /// handshake, never a link.
+    probe: bool,
     phase: Phase,
     rx: Vec<u8>,
     tx: Vec<u8>,
@@ -140,6 +146,7 @@ impl Link {
             sock,
             addr,
             outgoing,
+            probe: false,
             phase: if outgoing {
                 Phase::Connecting
             } else {
@@ -507,6 +514,8 @@ impl Node {
             Ok(sock) => {
                 if let Some(t) = self.add_conn(sock, addr, true) {
                     self.dialing = Some(t);
+                    // With a link up, the dial only checks who answers.
+                    self.conns[t].probe = self.active.is_some();
                     if self.active.is_none() {
                         self.inner.set_state(LinkState::Connecting);
                     }
@@ -557,7 +566,9 @@ impl Node {
         );
         if let Some(l) = self.conns.get_mut(t) {
             let nonce = l.nonce;
+            let probe = l.outgoing && l.probe;
             l.send(&Frame::Hello {
+                probe,
                 protocol: frame::PROTOCOL_VERSION,
                 node_id: node,
                 run_id: run,
@@ -748,6 +759,7 @@ impl Node {
                 hlc,
                 item_size_max,
                 wants_auth,
+                probe,
                 ..
             } => {
                 let l = &mut self.conns[t];
@@ -811,6 +823,7 @@ impl Node {
                     nonce,
                     hlc,
                     item_size_max,
+                    probe: probe && !l.outgoing,
                 });
                 match &self.secret {
                     // The dialer proves first; the acceptor answers only
@@ -821,7 +834,7 @@ impl Node {
                         Ok(())
                     }
                     Some(_) => Ok(()),
-                    None => self.linked(t),
+                    None => self.handshake_done(t),
                 }
             }
             Frame::Auth { mac } => {
@@ -852,7 +865,7 @@ impl Node {
                 if !l.outgoing {
                     self.send_proof(t);
                 }
-                self.linked(t)
+                self.handshake_done(t)
             }
             _ if phase != Phase::Linked => Err(self.malformed("data before the handshake")),
             Frame::SyncBegin { full } => {
@@ -1021,7 +1034,48 @@ impl Node {
         self.publish_state();
     }
 
-    /// A connection finished its handshake.
+    /// A connection finished its handshake: a link, or a probe answered.
+    fn handshake_done(&mut self, t: usize) -> Result<(), CloseReason> {
+        let l = &self.conns[t];
+        let peer = l.peer.expect("handshake done after hello");
+        if l.outgoing && l.probe {
+            return Err(self.probe_answered(peer));
+        }
+        if peer.probe {
+            return Err(("probe", "answered a probe".into()));
+        }
+        self.linked(t)
+    }
+
+    /// Our probe of `-x` was answered by run `peer.run`: that is the peer.
+    /// A link the peer offered from another run was not the peer: it goes
+    /// (and the node dials -x for a real link). The probe connection
+    /// closes with the reason returned.
+    fn probe_answered(&mut self, peer: PeerHello) -> CloseReason {
+        self.peer_run_at_x = Some(peer.run);
+        let active = self.active.and_then(|a| {
+            self.conns
+                .get(a)
+                .map(|l| (a, l.peer.map(|p| p.run), l.addr))
+        });
+        if let Some((a, run, addr)) = active {
+            if run != Some(peer.run) {
+                tracing::warn!(
+                    "replication: the link from {addr} was not the peer (the process at {} is \
+                     another): dropping it",
+                    self.inner.peer_desc
+                );
+                self.close(
+                    a,
+                    ("not_the_peer", "not the process at the peer address".into()),
+                );
+                self.backoff = BACKOFF_MIN;
+            }
+        }
+        ("probe", "checked who answers at the peer address".into())
+    }
+
+    /// A connection finished its handshake as a link.
     fn linked(&mut self, t: usize) -> Result<(), CloseReason> {
         let me = self.inner.node_id();
         let (peer, dialer_new, outgoing, addr) = {
@@ -1152,7 +1206,7 @@ impl Node {
                 self.retry_later();
             }
         }
-        if code != "shutdown" && code != "replaced" && code != "duplicate_link" {
+        if !matches!(code, "shutdown" | "replaced" | "duplicate_link" | "probe") {
             self.inner.set_error(code);
         }
         if was_active {
