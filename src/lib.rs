@@ -7,7 +7,7 @@
 //! main.rs      flags -> Config, logging, run; exit codes
 //! server/      mio: acceptor, worker loops, Connection (client sockets)
 //! replication/ peer link (own thread, own Poll), outbox, resync; via exec
-//! exec.rs      the one entry point for every read and mutation
+//! exec/        the one entry point for every read and mutation
 //! protocol/    bytes <-> Command / reply text; no I/O, no clock, no store
 //! storage/     items, memory limit, LRU, hash index; no protocol
 //! config, clock, stats, net   leaves (net: listener set-up for server/ and replication/)

@@ -3512,7 +3512,7 @@ fn without_a_peer_plain_stats_has_no_repl_lines() {
     assert!(st.contains_key("curr_items"), "not a stats reply: {st:?}");
 }
 
-/// The node id a node started without --node-id derives today (src/exec.rs
+/// The node id a node started without --node-id derives today (src/exec/peer.rs
 /// derived_node_id: FNV-1a over the -l socket addresses, -p and -X, folded
 /// to 1..=255). Used only to find a deployment where two nodes derive the
 /// same id; if the derivation changes, the test below still demands a link.
