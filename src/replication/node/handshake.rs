@@ -1,0 +1,202 @@
+//! The handshake: our hello and HMAC proof, and what follows once a
+//! connection is through it (the peer's identity pinned, the
+//! duplicate-link rule, the start of a sync).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::super::frame::{self, Frame};
+use super::super::{auth, now_ms};
+use super::link::{PeerHello, Phase};
+use super::{CloseReason, Node, BACKOFF_MIN};
+use crate::exec;
+
+impl Node {
+    /// A link is up with the process our own dial to `-x` reached.
+    pub(super) fn active_is_the_peer(&self) -> bool {
+        self.active
+            .and_then(|a| self.conns.get(a))
+            .and_then(|l| l.peer)
+            .is_some_and(|p| self.peer_run_at_x == Some(p.run))
+    }
+
+    pub(super) fn send_hello(&mut self, t: usize) {
+        let hlc = exec::current_version(self.shared());
+        let item_size_max = self.shared().config.item_size_max as u32;
+        let memory_limit = self.shared().config.memory_limit_bytes();
+        let (node, run, wants_auth) = (
+            self.inner.node_id(),
+            self.inner.run_id,
+            self.secret.is_some(),
+        );
+        if let Some(l) = self.conns.get_mut(t) {
+            let nonce = l.nonce;
+            let probe = l.outgoing && l.probe;
+            l.send(&Frame::Hello {
+                probe,
+                protocol: frame::PROTOCOL_VERSION,
+                node_id: node,
+                run_id: run,
+                nonce,
+                hlc,
+                item_size_max,
+                memory_limit,
+                wants_auth,
+            });
+        }
+    }
+
+    /// Sends this side's HMAC proof over both hellos.
+    pub(super) fn send_proof(&mut self, t: usize) {
+        let (Some(secret), Some(l)) = (&self.secret, self.conns.get_mut(t)) else {
+            return;
+        };
+        let Some(peer) = l.peer else {
+            return;
+        };
+        let role = if l.outgoing { b'D' } else { b'A' };
+        let mac = auth::proof(
+            secret,
+            role,
+            &l.nonce,
+            &peer.nonce,
+            self.inner.run_id,
+            peer.run,
+            self.inner.node_id(),
+            peer.node,
+        );
+        l.send(&Frame::Auth { mac });
+    }
+
+    /// A connection finished its handshake: a link, or a probe answered.
+    pub(super) fn handshake_done(&mut self, t: usize) -> Result<(), CloseReason> {
+        let l = &self.conns[t];
+        let peer = l.peer.expect("handshake done after hello");
+        if l.outgoing && l.probe {
+            return Err(self.probe_answered(peer));
+        }
+        if peer.probe {
+            return Err(("probe", "answered a probe".into()));
+        }
+        self.linked(t)
+    }
+
+    /// Our probe of `-x` was answered by run `peer.run`: that is the peer.
+    /// A link the peer offered from another run was not the peer: it goes
+    /// (and the node dials -x for a real link). The probe connection
+    /// closes with the reason returned.
+    fn probe_answered(&mut self, peer: PeerHello) -> CloseReason {
+        self.peer_run_at_x = Some(peer.run);
+        let active = self.active.and_then(|a| {
+            self.conns
+                .get(a)
+                .map(|l| (a, l.peer.map(|p| p.run), l.addr))
+        });
+        if let Some((a, run, addr)) = active {
+            if run != Some(peer.run) {
+                tracing::warn!(
+                    "replication: the link from {addr} was not the peer (the process at {} is \
+                     another): dropping it",
+                    self.inner.peer_desc
+                );
+                self.close(
+                    a,
+                    ("not_the_peer", "not the process at the peer address".into()),
+                );
+                self.backoff = BACKOFF_MIN;
+            }
+        }
+        ("probe", "checked who answers at the peer address".into())
+    }
+
+    /// A connection finished its handshake as a link.
+    fn linked(&mut self, t: usize) -> Result<(), CloseReason> {
+        let me = self.inner.node_id();
+        let (peer, dialer_new, outgoing, addr) = {
+            let l = &self.conns[t];
+            (
+                l.peer.expect("linked after hello"),
+                l.dialer(me),
+                l.outgoing,
+                l.addr,
+            )
+        };
+        if outgoing {
+            self.peer_run_at_x = Some(peer.run);
+        } else if self.peer_run_at_x.is_some_and(|r| r != peer.run) {
+            self.inner
+                .counters
+                .strangers_refused
+                .fetch_add(1, Ordering::Relaxed);
+            if self.refused_run != Some(peer.run) {
+                self.refused_run = Some(peer.run);
+                tracing::warn!(
+                    "replication: refused node {} (run {:016x}) connecting from {addr}: it is \
+                     not the process at the peer address {} (check that node's -x)",
+                    peer.node,
+                    peer.run,
+                    self.inner.peer_desc
+                );
+            }
+            // The peer may have restarted (a new run): look at -x again.
+            if !self.active_is_the_peer() {
+                self.next_dial = Instant::now();
+            }
+            return Err(("not_the_peer", "not the process at the peer address".into()));
+        }
+        if let Some(a) = self.active.filter(|&a| a != t) {
+            let (old_run, dialer_old) = {
+                let o = &self.conns[a];
+                (o.peer.map_or(0, |p| p.run), o.dialer(me))
+            };
+            // Deterministic on both nodes: the link dialled by the lower
+            // node id stays; a link to an earlier run of the peer is dead.
+            let keep_new = old_run != peer.run || dialer_new <= dialer_old;
+            if keep_new {
+                self.close(a, ("replaced", "replaced by a newer link".into()));
+            } else {
+                return Err(("duplicate_link", "the peer is already linked".into()));
+            }
+        }
+        if self.dialing == Some(t) {
+            self.dialing = None;
+        }
+        exec::observe_version(&self.inner.shared, peer.hlc);
+        let ahead = exec::version_millis(peer.hlc).saturating_sub(now_ms());
+        if ahead > 1000 {
+            tracing::warn!(
+                "replication: the peer's clock is at least {ahead} ms ahead of ours; keep \
+                 both clocks in sync (NTP): versions follow a peer at most an hour ahead"
+            );
+        }
+        self.active = Some(t);
+        let c = &self.inner.counters;
+        c.links_established.fetch_add(1, Ordering::Relaxed);
+        let p = &self.inner.published;
+        p.peer_node.store(peer.node as u64, Ordering::Relaxed);
+        p.peer_run.store(peer.run, Ordering::Relaxed);
+        if (peer.item_size_max as usize) < self.shared().config.item_size_max {
+            tracing::warn!(
+                "replication: the peer's item size limit ({} bytes) is below ours; \
+                 larger items stay on this node only",
+                peer.item_size_max
+            );
+        }
+        // Full walk unless the peer is the same process we last fully
+        // synced and nothing was dropped from the outbox since.
+        let overflowed = self.inner.outbox.take_overflow();
+        let full = overflowed || self.synced_run != Some(peer.run);
+        let l = &mut self.conns[t];
+        l.phase = Phase::Linked;
+        l.last_rx = Instant::now();
+        tracing::info!(
+            "replication: linked with node {} at {} ({} sync)",
+            peer.node,
+            l.addr,
+            if full { "full" } else { "partial" }
+        );
+        self.start_sync(t, full);
+        self.publish_state();
+        Ok(())
+    }
+}
