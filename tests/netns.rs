@@ -350,6 +350,21 @@ impl HostPair {
             .unwrap_or_else(|e| panic!("{e}\n{}", self.report()))
     }
 
+    /// Waits until each namespace has exactly one established replication
+    /// connection, the same one (see [`Net::exactly_one_link`]); panics
+    /// after `timeout`.
+    fn one_link_within(&self, timeout: Duration) -> (String, String) {
+        let mut one = Err(String::new());
+        let ok = common::eventually(timeout, || {
+            one = self.net.exactly_one_link();
+            one.is_ok()
+        });
+        match one {
+            Ok(link) if ok => link,
+            other => panic!("not exactly one link after {timeout:?}: {other:?}"),
+        }
+    }
+
     /// Waits until both nodes leave `linked`; the time each took.
     fn wait_both_unlinked(&self, t0: Instant, limit: Duration) -> [Option<Duration>; 2] {
         let mut left = [None, None];
@@ -540,10 +555,7 @@ fn default_ports_across_two_hosts() {
     );
     // one connection, between the two replication addresses (each node
     // dials from its first -l address), and nothing refused
-    let (local, peer) = pair
-        .net
-        .exactly_one_link()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (local, peer) = pair.one_link_within(Duration::from_secs(2));
     assert!(
         local.starts_with(&format!("{}:", pair.net.repl_ip(0)))
             && peer.starts_with(&format!("{}:", pair.net.repl_ip(1))),
@@ -775,14 +787,7 @@ fn partition_on_a_real_link_then_heal() {
     );
     // the connections of before the partition are gone: one link remains,
     // and it stays (no new link forms for a second)
-    let mut one = Err(String::new());
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            one = pair.net.exactly_one_link();
-            one.is_ok()
-        }),
-        "{one:?}"
-    );
+    let one = pair.one_link_within(Duration::from_secs(5));
     let links = |n: &Node| num(&n.stats_repl(), "repl_links_established");
     let settled = (links(&pair.a), links(&pair.b));
     std::thread::sleep(Duration::from_secs(1));
@@ -791,7 +796,7 @@ fn partition_on_a_real_link_then_heal() {
         settled,
         "the pair kept forming links after healing"
     );
-    assert_eq!(pair.net.exactly_one_link(), one);
+    assert_eq!(pair.net.exactly_one_link(), Ok(one));
 }
 
 #[test]
@@ -914,14 +919,7 @@ fn flapping(extra: &[&str], downs: &[u64]) {
         t_conv < Duration::from_secs(5),
         "took {t_conv:?} to converge after the flapping stopped"
     );
-    let mut one = Err(String::new());
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            one = pair.net.exactly_one_link();
-            one.is_ok()
-        }),
-        "{one:?}"
-    );
+    pair.one_link_within(Duration::from_secs(5));
 }
 
 /// Sets `n` keys `<prefix>:<i>` of 1000 bytes through `node`'s client
