@@ -816,6 +816,14 @@ fn flapping_link_with_short_timeouts_converges() {
     );
 }
 
+#[test]
+fn link_down_about_as_long_as_the_timeout_converges() {
+    // 2.8 s and 3.2 s down with the default 3 s timeout: TCP's
+    // retransmissions (backed off to seconds apart) bring the old
+    // connection back about when the nodes give up on it
+    flapping(&[], &[2800, 3200]);
+}
+
 /// Writes on both nodes (own keys with deletes, and keys both write) while
 /// the replication link goes down for each of `downs` ms in turn (up for
 /// 300 ms between) for about 5 s; then quiet: the pair re-links and
@@ -826,6 +834,7 @@ fn flapping(extra: &[&str], downs: &[u64]) {
         return;
     };
     let pair = HostPair::start(net, extra);
+    let (sa0, sb0) = (pair.a.stats_repl(), pair.b.stats_repl());
     let stop = Arc::new(AtomicBool::new(false));
     let pace = Duration::from_millis(1);
     let wa = writer(&pair.a, "a", pace, true, stop.clone());
@@ -883,8 +892,10 @@ fn flapping(extra: &[&str], downs: &[u64]) {
         .iter()
         .all(|k| a.get(k).is_some_and(|i| i.value == b"a" || i.value == b"b"));
     let (sa, sb) = (pair.a.stats_repl(), pair.b.stats_repl());
+    let d =
+        |m: &HashMap<String, String>, m0: &HashMap<String, String>, k: &str| num(m, k) - num(m0, k);
     eprintln!(
-        "flapping {extra:?}: {toggles} down/up cycles (down {downs:?} ms, up 300 ms) in {:.0} ms under {} + {} client ops; states other than linked seen {} times; after quiesce linked in {:.0} ms, converged in {:.0} ms ({} keys); resurrected {}, lost or wrong {}; links established A {} B {}, resyncs partial A {} B {}, full A {} B {} (outbox overflows A {} B {})",
+        "flapping {extra:?}: {toggles} down/up cycles (down {downs:?} ms, up 300 ms) in {:.0} ms under {} + {} client ops; states other than linked seen {} times; after quiesce linked in {:.0} ms, converged in {:.0} ms ({} keys); resurrected {}, lost or wrong {}; since the start: links established A +{} B +{}, resyncs partial A +{} B +{}, full A +{} B +{} (outbox overflows A {} B {})",
         ms(t_quiet - t0),
         wa.ops.len(),
         wb.ops.len(),
@@ -894,12 +905,12 @@ fn flapping(extra: &[&str], downs: &[u64]) {
         all.len(),
         resurrected.len(),
         wrong.len(),
-        num(&sa, "repl_links_established"),
-        num(&sb, "repl_links_established"),
-        num(&sa, "repl_resyncs_partial"),
-        num(&sb, "repl_resyncs_partial"),
-        num(&sa, "repl_resyncs_full"),
-        num(&sb, "repl_resyncs_full"),
+        d(&sa, &sa0, "repl_links_established"),
+        d(&sb, &sb0, "repl_links_established"),
+        d(&sa, &sa0, "repl_resyncs_partial"),
+        d(&sb, &sb0, "repl_resyncs_partial"),
+        d(&sa, &sa0, "repl_resyncs_full"),
+        d(&sb, &sb0, "repl_resyncs_full"),
         num(&sa, "repl_outbox_overflows"),
         num(&sb, "repl_outbox_overflows"),
     );
