@@ -726,6 +726,8 @@ fn partition_on_a_real_link_then_heal() {
     let mut before_a = wa.latencies_between(t_cut - Duration::from_millis(1000), t_cut);
     let (p99a, p99b) = (percentile(&mut lat_a, 99.0), percentile(&mut lat_b, 99.0));
     let (sa, sb) = (pair.a.stats_repl(), pair.b.stats_repl());
+    let d =
+        |m: &HashMap<String, String>, m0: &HashMap<String, String>, k: &str| num(m, k) - num(m0, k);
     eprintln!(
         "partition {:.0} ms: client ops during it A {} (p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms), B {} (p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms); A's p99 before the cut {:.3} ms",
         ms(t_heal - t_cut),
@@ -740,21 +742,19 @@ fn partition_on_a_real_link_then_heal() {
         ms(percentile(&mut before_a, 99.0)),
     );
     eprintln!(
-        "heal: re-linked in {:.0} ms, converged {:.0} ms after writes stopped ({:.0} ms after link up); {} keys checked, resurrected {}, lost or wrong {}; resyncs partial A {} B {}, full A {} B {}; links established A {}->{} B {}->{}",
+        "heal: re-linked in {:.0} ms, converged {:.0} ms after writes stopped ({:.0} ms after link up); {} keys checked, resurrected {}, lost or wrong {}; since the cut: resyncs partial A +{} B +{}, full A +{} B +{}, links established A +{} B +{}",
         ms(relink),
         ms(conv),
         ms(since_heal),
         all.len(),
         resurrected.len(),
         wrong.len(),
-        num(&sa, "repl_resyncs_partial"),
-        num(&sb, "repl_resyncs_partial"),
-        num(&sa, "repl_resyncs_full"),
-        num(&sb, "repl_resyncs_full"),
-        num(&sa0, "repl_links_established"),
-        num(&sa, "repl_links_established"),
-        num(&sb0, "repl_links_established"),
-        num(&sb, "repl_links_established"),
+        d(&sa, &sa0, "repl_resyncs_partial"),
+        d(&sb, &sb0, "repl_resyncs_partial"),
+        d(&sa, &sa0, "repl_resyncs_full"),
+        d(&sb, &sb0, "repl_resyncs_full"),
+        d(&sa, &sa0, "repl_links_established"),
+        d(&sb, &sb0, "repl_links_established"),
     );
     assert!(
         resurrected.is_empty(),
@@ -779,8 +779,8 @@ fn partition_on_a_real_link_then_heal() {
     // backlog, not by copying the whole store
     assert_eq!(
         (
-            num(&sa, "repl_resyncs_full") - num(&sa0, "repl_resyncs_full"),
-            num(&sb, "repl_resyncs_full") - num(&sb0, "repl_resyncs_full")
+            d(&sa, &sa0, "repl_resyncs_full"),
+            d(&sb, &sb0, "repl_resyncs_full")
         ),
         (0, 0),
         "the partition cost a full resync"
