@@ -346,8 +346,7 @@ impl HostPair {
     }
 
     fn converged(&self, keys: &[String], timeout: Duration) -> Duration {
-        pair::wait_converged(&self.a, &self.b, keys, timeout)
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.report()))
+        pair::wait_converged(&self.a, &self.b, keys, timeout).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits until each namespace has exactly one established replication
@@ -383,8 +382,6 @@ impl HostPair {
 impl Drop for HostPair {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // the link may have been left down by the failed test
-            let _ = ip(&["-n", &self.net.ns[0], "link", "set", REPL_DEV, "up"]);
             eprintln!("--- pair state at failure ---\n{}", self.report());
         }
     }
@@ -933,10 +930,9 @@ fn flapping(extra: &[&str], downs: &[u64]) {
     pair.one_link_within(Duration::from_secs(5));
 }
 
-/// Sets `n` keys `<prefix>:<i>` of 1000 bytes through `node`'s client
-/// port, 100 per pipelined batch; every reply must be STORED.
-fn bulk_write(node: &Node, prefix: &str, n: usize) -> Duration {
-    let mut c = node.conn();
+/// Sets `n` keys `<prefix>:<i>` of 1000 bytes through `c`, 100 per
+/// pipelined batch; every reply must be STORED.
+fn bulk_write(mut c: Conn, prefix: &str, n: usize) -> Duration {
     let t0 = Instant::now();
     let val = vec![b'v'; 1000];
     for start in (0..n).step_by(100) {
@@ -944,7 +940,7 @@ fn bulk_write(node: &Node, prefix: &str, n: usize) -> Duration {
             .map(|i| (format!("{prefix}:{i}"), 1u32, val.clone()))
             .collect();
         for (r, (k, _, _)) in c.set_pipelined(&items).iter().zip(&items) {
-            assert_eq!(r, "STORED", "set {k} on {}", node.name);
+            assert_eq!(r, "STORED", "set {k}");
         }
     }
     t0.elapsed()
@@ -994,15 +990,8 @@ fn throttled_real_link_bounded_memory_then_converges() {
     // reference: the same data on one node without a peer
     let ref_rss = {
         let solo = common::Server::start_bin(&pair::binary(), &["-m", "256"]);
-        let mut c = Conn::connect(solo.port);
-        let val = vec![b'v'; 1000];
         for p in ["ta", "tb"] {
-            for start in (0..n).step_by(100) {
-                let items: Vec<_> = (start..start + 100)
-                    .map(|i| (format!("{p}:{i}"), 1u32, val.clone()))
-                    .collect();
-                assert!(c.set_pipelined(&items).iter().all(|r| r == "STORED"));
-            }
+            bulk_write(Conn::connect(solo.port), p, n);
         }
         rss_kb_of(solo.pid())
     };
@@ -1050,8 +1039,8 @@ fn throttled_real_link_bounded_memory_then_converges() {
         })
     };
     let (wt_a, wt_b) = std::thread::scope(|s| {
-        let ta = s.spawn(|| bulk_write(&pair.a, "ta", n));
-        let wb = bulk_write(&pair.b, "tb", n);
+        let ta = s.spawn(|| bulk_write(pair.a.conn(), "ta", n));
+        let wb = bulk_write(pair.b.conn(), "tb", n);
         (ta.join().expect("writer on A"), wb)
     });
     // still throttled for a while: the link carries what it can
