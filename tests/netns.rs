@@ -170,6 +170,30 @@ impl Net {
         Ok(())
     }
 
+    /// Gives the replication veth IPv6 addresses too: fd00:215:K::1 and
+    /// ::2 (without duplicate address detection, so usable at once).
+    fn add_repl_ipv6(&self) {
+        for i in 0..2 {
+            let addr = format!("{}/64", self.repl_ip6(i));
+            if let Err(e) = ip(&[
+                "-n",
+                &self.ns[i],
+                "addr",
+                "add",
+                &addr,
+                "dev",
+                REPL_DEV,
+                "nodad",
+            ]) {
+                panic!("cannot add an IPv6 address: {e}");
+            }
+        }
+    }
+
+    fn repl_ip6(&self, i: usize) -> String {
+        format!("fd00:215:{}::{}", self.k, i + 1)
+    }
+
     fn client_ip(&self, i: usize) -> [u8; 4] {
         [10, 213 + i as u8, self.k, 1]
     }
@@ -208,10 +232,8 @@ impl Net {
         ran.stdout
             .lines()
             .filter_map(|l| {
-                let addrs: Vec<&str> = l
-                    .split_whitespace()
-                    .filter(|w| w.starts_with("10.") && w.contains(':'))
-                    .collect();
+                // Recv-Q, Send-Q, local address:port, peer address:port
+                let addrs: Vec<&str> = l.split_whitespace().filter(|w| w.contains(':')).collect();
                 match addrs[..] {
                     [local, peer] if local.ends_with(&port) || peer.ends_with(&port) => {
                         Some((local.to_string(), peer.to_string()))
@@ -284,18 +306,34 @@ impl HostPair {
     /// address, and the peer accepts only that one). Waits until both
     /// answer and the pair has settled.
     fn start(net: Net, extra: &[&str]) -> HostPair {
+        Self::start_as(
+            net,
+            |net, i| {
+                let client = std::net::Ipv4Addr::from(net.client_ip(i));
+                (format!("{},{client}", net.repl_ip(i)), net.repl_ip(1 - i))
+            },
+            extra,
+        )
+    }
+
+    /// As `start`, with node `i`'s `-l` and `-x` given by `addrs(net, i)`.
+    fn start_as(
+        net: Net,
+        addrs: impl Fn(&Net, usize) -> (String, String),
+        extra: &[&str],
+    ) -> HostPair {
         let dir = TempDir::new("netns");
         let spawn = |i: usize, name: &'static str| {
+            let (listen, peer) = addrs(&net, i);
             let mut args: Vec<String> = vec![
                 "-x".into(),
-                net.repl_ip(1 - i),
+                peer,
                 "--node-id".into(),
                 (i + 1).to_string(),
                 "-v".into(),
             ];
             args.extend(extra.iter().map(|s| s.to_string()));
             let client = net.client_ip(i);
-            let listen = format!("{},{}", net.repl_ip(i), std::net::Ipv4Addr::from(client));
             Node::spawn_in_netns(
                 name,
                 &net.ns[i],
@@ -599,6 +637,49 @@ fn default_ports_across_two_hosts() {
         (b["from-a"].flags, b["from-a"].value.as_slice()),
         (8, b"cas on A".as_slice())
     );
+}
+
+#[test]
+fn ipv6_replication_network_ipv4_clients() {
+    // clients on IPv4, the peer link on IPv6, the client address listed
+    // first: a node dials from its first -l address of the peer's family
+    let _g = serial();
+    let Some(net) = net_or_skip() else {
+        return;
+    };
+    net.add_repl_ipv6();
+    let pair = HostPair::start_as(
+        net,
+        |net, i| {
+            let client = std::net::Ipv4Addr::from(net.client_ip(i));
+            (format!("{client},{}", net.repl_ip6(i)), net.repl_ip6(1 - i))
+        },
+        &[],
+    );
+    let sa = pair.a.stats_repl();
+    assert_eq!(sa["repl_state"], "linked");
+    assert_eq!(
+        sa["repl_peer"],
+        format!("[{}]:{REPL_PORT}", pair.net.repl_ip6(1))
+    );
+    assert_eq!(num(&sa, "repl_strangers_refused"), 0, "{sa:?}");
+    let (local, peer) = pair.one_link_within(Duration::from_secs(2));
+    let ends = [local, peer];
+    for i in 0..2 {
+        let prefix = format!("[{}]:", pair.net.repl_ip6(i));
+        assert!(
+            ends.iter().any(|e| e.starts_with(&prefix)),
+            "the link {ends:?} does not run between the IPv6 replication addresses"
+        );
+    }
+    let ks = vec!["v6-a".to_string(), "v6-b".to_string()];
+    assert_eq!(pair.a.conn().set("v6-a", 1, b"over IPv6"), "STORED");
+    assert_eq!(pair.b.conn().set("v6-b", 2, b"back again"), "STORED");
+    pair.converged(&ks, Duration::from_secs(2));
+    assert_eq!(pair.a.conn().gets_many(&ks).len(), 2);
+    assert_eq!(pair.b.conn().delete("v6-a"), "DELETED");
+    pair.converged(&ks, Duration::from_secs(2));
+    assert_eq!(pair.a.conn().get("v6-a"), None);
 }
 
 #[test]
