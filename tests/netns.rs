@@ -962,6 +962,13 @@ fn flapping(extra: &[&str], downs: &[u64]) {
     all.extend(wb.model.keys().cloned());
     let conv = pair.converged(&all, Duration::from_secs(5));
     let t_conv = t_quiet.elapsed();
+    if t_conv > Duration::from_secs(1) {
+        // slow but within the bound: show why (the logs name every link)
+        eprintln!(
+            "flapping: converging took {t_conv:?}; state:\n{}",
+            pair.report()
+        );
+    }
     let (a, _) = pair::snapshot(&pair.a, &pair.b, &all);
     let mut expect = wa.model.clone();
     expect.extend(wb.model.clone());
