@@ -80,6 +80,11 @@ pub struct Node {
     pub repl_port: u16,
     pub args: Vec<String>,
     pub log: PathBuf,
+    /// Run inside this network namespace (`ip netns exec NS`, which execs
+    /// the server: the child's PID is the server's). None: the test's own.
+    pub netns: Option<String>,
+    /// The `-l` argument when it is not just `host` (e.g. two addresses).
+    pub listen: Option<String>,
     child: Option<Child>,
     stopped: bool,
     pub started_at: Instant,
@@ -128,6 +133,39 @@ impl Node {
             repl_port,
             args,
             log,
+            netns: None,
+            listen: None,
+            child: None,
+            stopped: false,
+            started_at: Instant::now(),
+        };
+        n.respawn();
+        n
+    }
+
+    /// Spawns the binary inside network namespace `netns` with
+    /// `-p port -l listen -X repl_port` plus `args`; the test reaches its
+    /// client port at `host` (one of the `listen` addresses).
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_in_netns(
+        name: &'static str,
+        netns: &str,
+        host: [u8; 4],
+        listen: &str,
+        port: u16,
+        repl_port: u16,
+        args: Vec<String>,
+        log: PathBuf,
+    ) -> Node {
+        let mut n = Node {
+            name,
+            host,
+            port,
+            repl_port,
+            args,
+            log,
+            netns: Some(netns.to_string()),
+            listen: Some(listen.to_string()),
             child: None,
             stopped: false,
             started_at: Instant::now(),
@@ -144,11 +182,22 @@ impl Node {
             .append(true)
             .open(&self.log)
             .expect("open log");
-        let mut cmd = Command::new(binary());
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let listen = match &self.listen {
+            Some(l) => l.clone(),
+            None => std::net::Ipv4Addr::from(self.host).to_string(),
+        };
         cmd.arg("-p")
             .arg(self.port.to_string())
             .arg("-l")
-            .arg(std::net::Ipv4Addr::from(self.host).to_string())
+            .arg(listen)
             .arg("-X")
             .arg(self.repl_port.to_string());
         if is_root() {
@@ -715,101 +764,148 @@ impl Pair {
     }
 
     pub fn state(&self, side: Side) -> String {
-        self.stats_repl(side)
-            .get("repl_state")
-            .cloned()
-            .unwrap_or_else(|| "<no answer>".into())
+        self.node(side).state()
     }
 
     /// Waits until both nodes say `repl_state linked`; returns how long it took.
     pub fn wait_linked(&self, timeout: Duration) -> Option<Duration> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if self.state(Side::A) == "linked" && self.state(Side::B) == "linked" {
-                return Some(t0.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        wait_linked(&self.a, &self.b, timeout)
     }
 
-    /// Waits until the pair is settled: both nodes linked, neither syncing,
-    /// nothing in flight or queued either way (so each node's sync end was
-    /// acknowledged and a later re-link can be partial), and no new link
-    /// formed for 100 ms (a fresh pair may form two links at once and drop
-    /// one). Returns how long it took.
+    /// See [`wait_settled`].
     pub fn wait_settled(&self, timeout: Duration) -> Option<Duration> {
-        let t0 = Instant::now();
-        let mut last: Option<(String, String)> = None;
-        let mut stable_since = Instant::now();
-        while t0.elapsed() < timeout {
-            let (a, b) = (self.stats_repl(Side::A), self.stats_repl(Side::B));
-            let quiet = |s: &HashMap<String, String>| {
-                s.get("repl_state").map(String::as_str) == Some("linked")
-                    && s.get("repl_sync_in_progress").map(String::as_str) == Some("0")
-                    && s.get("repl_lag_records").map(String::as_str) == Some("0")
-            };
-            let links = |s: &HashMap<String, String>| {
-                s.get("repl_links_established").cloned().unwrap_or_default()
-            };
-            let now = (links(&a), links(&b));
-            if quiet(&a) && quiet(&b) {
-                if last.as_ref() != Some(&now) {
-                    last = Some(now);
-                    stable_since = Instant::now();
-                } else if stable_since.elapsed() >= Duration::from_millis(100) {
-                    return Some(t0.elapsed());
-                }
-            } else {
-                last = None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        wait_settled(&self.a, &self.b, timeout)
     }
 
     /// Both snapshots of `keys` (A, B).
     pub fn snapshot(&self, keys: &[String]) -> (HashMap<String, Item>, HashMap<String, Item>) {
-        let a = self.a.conn().gets_many(keys);
-        let b = self.b.conn().gets_many(keys);
-        (a, b)
+        snapshot(&self.a, &self.b, keys)
     }
 
-    /// Polls until every key is the same on both nodes (present on both with
-    /// equal flags, value and CAS unique, or absent on both). Ok(time taken),
-    /// or Err(the differences at the deadline, at most 10 shown).
+    /// See [`wait_converged`].
     pub fn wait_converged(&self, keys: &[String], timeout: Duration) -> Result<Duration, String> {
-        let t0 = Instant::now();
-        loop {
-            let (a, b) = self.snapshot(keys);
-            let d = diff(keys, &a, &b);
-            if d.is_empty() {
-                return Ok(t0.elapsed());
-            }
-            if t0.elapsed() >= timeout {
-                return Err(format!(
-                    "{} of {} keys differ after {:?}; first: \n  {}",
-                    d.len(),
-                    keys.len(),
-                    timeout,
-                    d[..d.len().min(10)].join("\n  ")
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_converged(&self.a, &self.b, keys, timeout)
     }
 
     /// The last lines of both logs plus both `stats replication`, for a
     /// failure message.
     pub fn report(&self) -> String {
-        format!(
-            "A stats replication: {:?}\nB stats replication: {:?}\nA log:\n{}\nB log:\n{}",
-            sorted(&self.a.stats_repl()),
-            sorted(&self.b.stats_repl()),
-            self.a.log_tail(30),
-            self.b.log_tail(30)
-        )
+        report(&self.a, &self.b)
     }
+}
+
+// What follows works on any two nodes of a pair, however they are wired
+// (through proxies here, across network namespaces in tests/netns.rs).
+
+impl Node {
+    /// This node's `repl_state` (`<no answer>` if it does not answer).
+    pub fn state(&self) -> String {
+        self.stats_repl()
+            .get("repl_state")
+            .cloned()
+            .unwrap_or_else(|| "<no answer>".into())
+    }
+}
+
+/// Waits until both nodes say `repl_state linked`; returns how long it took.
+pub fn wait_linked(a: &Node, b: &Node, timeout: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if a.state() == "linked" && b.state() == "linked" {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Waits until the pair is settled: both nodes linked, neither syncing,
+/// nothing in flight or queued either way (so each node's sync end was
+/// acknowledged and a later re-link can be partial), and no new link
+/// formed for 100 ms (a fresh pair may form two links at once and drop
+/// one). Returns how long it took.
+pub fn wait_settled(node_a: &Node, node_b: &Node, timeout: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let mut last: Option<(String, String)> = None;
+    let mut stable_since = Instant::now();
+    while t0.elapsed() < timeout {
+        let (a, b) = (node_a.stats_repl(), node_b.stats_repl());
+        let quiet = |s: &HashMap<String, String>| {
+            s.get("repl_state").map(String::as_str) == Some("linked")
+                && s.get("repl_sync_in_progress").map(String::as_str) == Some("0")
+                && s.get("repl_lag_records").map(String::as_str) == Some("0")
+        };
+        let links = |s: &HashMap<String, String>| {
+            s.get("repl_links_established").cloned().unwrap_or_default()
+        };
+        let now = (links(&a), links(&b));
+        if quiet(&a) && quiet(&b) {
+            if last.as_ref() != Some(&now) {
+                last = Some(now);
+                stable_since = Instant::now();
+            } else if stable_since.elapsed() >= Duration::from_millis(100) {
+                return Some(t0.elapsed());
+            }
+        } else {
+            last = None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Both nodes' snapshots of `keys` (a, b).
+pub fn snapshot(
+    a: &Node,
+    b: &Node,
+    keys: &[String],
+) -> (HashMap<String, Item>, HashMap<String, Item>) {
+    (a.conn().gets_many(keys), b.conn().gets_many(keys))
+}
+
+/// Polls until every key is the same on both nodes (present on both with
+/// equal flags, value and CAS unique, or absent on both). Ok(time taken),
+/// or Err(the differences at the deadline, at most 10 shown).
+pub fn wait_converged(
+    node_a: &Node,
+    node_b: &Node,
+    keys: &[String],
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    loop {
+        let (a, b) = snapshot(node_a, node_b, keys);
+        let d = diff(keys, &a, &b);
+        if d.is_empty() {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() >= timeout {
+            return Err(format!(
+                "{} of {} keys differ after {:?}; first: \n  {}",
+                d.len(),
+                keys.len(),
+                timeout,
+                d[..d.len().min(10)].join("\n  ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last lines of both logs plus both `stats replication`, for a
+/// failure message.
+pub fn report(a: &Node, b: &Node) -> String {
+    format!(
+        "{} stats replication: {:?}\n{} stats replication: {:?}\n{} log:\n{}\n{} log:\n{}",
+        a.name,
+        sorted(&a.stats_repl()),
+        b.name,
+        sorted(&b.stats_repl()),
+        a.name,
+        a.log_tail(30),
+        b.name,
+        b.log_tail(30)
+    )
 }
 
 pub fn sorted(m: &HashMap<String, String>) -> Vec<(String, String)> {
