@@ -158,9 +158,19 @@ impl Node {
 
     fn retry_later(&mut self) {
         // Jitter keeps two nodes that failed together from redialling in
-        // lock step.
+        // lock step, and the node with the higher id (once it knows the
+        // peer's) waits half as long again: after a link both saw die at
+        // once, the lower one's dial lands first and the other finds the
+        // link up instead of dialling too (two links at once cost a drop
+        // and a second sync).
         let jitter = (auth::random_u64() % 1000) as f64 / 4000.0;
-        self.next_dial = Instant::now() + self.backoff.mul_f64(1.0 + jitter);
+        let peer_node = self.inner.published.peer_node.load(Ordering::Relaxed);
+        let bias = if peer_node != 0 && u64::from(self.inner.node_id()) > peer_node {
+            1.5
+        } else {
+            1.0
+        };
+        self.next_dial = Instant::now() + self.backoff.mul_f64(bias + jitter);
         self.backoff = (self.backoff * 2).min(self.cfg.backoff_max.max(BACKOFF_MIN));
     }
 
