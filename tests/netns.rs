@@ -1051,13 +1051,7 @@ fn tc(net: &Net, i: usize, args: &[&str]) {
 }
 
 fn rss_kb_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    pair::rss_kb_of(pid).unwrap_or(0)
 }
 
 /// The loopback version (tests/replication.rs) throttles in a userspace

@@ -1489,13 +1489,7 @@ fn bulk_write(port: u16, prefix: &str, n: usize) -> Duration {
 }
 
 fn rss_kb_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    common::pair::rss_kb_of(pid).unwrap_or(0)
 }
 
 /// Peaks seen by a sampler thread.

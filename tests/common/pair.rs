@@ -104,6 +104,16 @@ pub fn binary() -> PathBuf {
     }
 }
 
+/// Resident set size in KiB of process `pid` (VmRSS from
+/// /proc/PID/status); None once it is gone.
+pub fn rss_kb_of(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
 impl Node {
     /// Spawns the binary with `-p port -l 127.0.0.1 -X repl_port` plus
     /// `args`, without waiting for anything. stderr is appended to `log`.
@@ -126,7 +136,20 @@ impl Node {
         args: Vec<String>,
         log: PathBuf,
     ) -> Node {
-        let mut n = Node {
+        let mut n = Self::unstarted(name, host, port, repl_port, args, log);
+        n.respawn();
+        n
+    }
+
+    fn unstarted(
+        name: &'static str,
+        host: [u8; 4],
+        port: u16,
+        repl_port: u16,
+        args: Vec<String>,
+        log: PathBuf,
+    ) -> Node {
+        Node {
             name,
             host,
             port,
@@ -138,9 +161,7 @@ impl Node {
             child: None,
             stopped: false,
             started_at: Instant::now(),
-        };
-        n.respawn();
-        n
+        }
     }
 
     /// Spawns the binary inside network namespace `netns` with
@@ -157,19 +178,9 @@ impl Node {
         args: Vec<String>,
         log: PathBuf,
     ) -> Node {
-        let mut n = Node {
-            name,
-            host,
-            port,
-            repl_port,
-            args,
-            log,
-            netns: Some(netns.to_string()),
-            listen: Some(listen.to_string()),
-            child: None,
-            stopped: false,
-            started_at: Instant::now(),
-        };
+        let mut n = Self::unstarted(name, host, port, repl_port, args, log);
+        n.netns = Some(netns.to_string());
+        n.listen = Some(listen.to_string());
         n.respawn();
         n
     }
@@ -302,12 +313,7 @@ impl Node {
 
     /// Resident set size in KiB (VmRSS from /proc/PID/status).
     pub fn rss_kb(&self) -> Option<u64> {
-        let pid = self.pid()?;
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        s.lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
+        rss_kb_of(self.pid()?)
     }
 
     /// `stats replication` as a map (empty if the node does not answer).

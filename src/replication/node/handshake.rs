@@ -143,6 +143,11 @@ impl Node {
                 self.next_dial = Instant::now();
             }
             return Err(("not_the_peer", "not the process at the peer address".into()));
+        } else if self.peer_run_at_x.is_none() && self.dialing.is_none() {
+            // An offered link before our dial ever reached -x: probe -x
+            // now rather than at the next backoff step, so that a link
+            // from another process does not stand for long.
+            self.next_dial = Instant::now();
         }
         if let Some(a) = self.active.filter(|&a| a != t) {
             let (old_run, dialer_old) = {

@@ -60,9 +60,18 @@ impl Node {
         }
         // Dial while there is no link (also while stopping: pending
         // records still want one), and while the link is one the peer
-        // offered before our own dial ever reached -x: the dial tells
-        // whether that link really is the peer.
-        if !self.active_is_the_peer() && self.dialing.is_none() && now >= self.next_dial {
+        // offered before our own dial ever reached -x: the dial (a probe)
+        // tells whether that link really is the peer. Not while the peer
+        // is dialling us: its connection woke this loop, and dialling back
+        // at that instant made two links at once (one then dropped).
+        let peer_dialling = self.conns.iter().any(|(_, l)| {
+            !l.outgoing && l.phase == Phase::Handshake && self.peer_ips.contains(&l.addr.ip())
+        });
+        if !self.active_is_the_peer()
+            && self.dialing.is_none()
+            && !peer_dialling
+            && now >= self.next_dial
+        {
             self.dial();
         }
         if self.active.is_none() {
