@@ -67,6 +67,9 @@ EXTRA = [
     ("trailing", 0, 0, frame(6, struct.pack(">Q", 1) + key(b"a") + b"b")),
     ("short-key", 0, 0, frame(6, struct.pack(">Q", 1) + b"\x03ab")),
     ("bad-bool", 0, 0, frame(3, b"\x02")),
+    # Hello flags: a probe (bit 1), and an unknown bit
+    ("hello-probe", 0, 0, HELLO[:-1] + b"\x02"),
+    ("hello-bad-flags", 0, 0, HELLO[:-1] + b"\x04"),
 ]
 
 

@@ -1617,7 +1617,9 @@ fn throttled_link_bounded_outbox_then_resync() {
 fn outbox_byte_bound_and_tombstone_ttl() {
     let _g = serial();
     let cap = 100 * 1024u64;
-    let flags = ["--repl-outbox-bytes", "100k", "--repl-tombstone-ttl", "1"];
+    // A tombstone lives at least its TTL and at most a second more (whole
+    // seconds): with 2 s the 100 below coexist for a good while
+    let flags = ["--repl-outbox-bytes", "100k", "--repl-tombstone-ttl", "2"];
     let pair = linked_pair(&flags, &flags);
     pair.throttle(64 * 1024);
     let stop = AtomicBool::new(false);
@@ -1661,11 +1663,11 @@ fn outbox_byte_bound_and_tombstone_ttl() {
     pair.wait_converged(&ks, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));
 
-    // tombstones: counted, then dropped after --repl-tombstone-ttl 1
+    // tombstones: counted, then dropped after --repl-tombstone-ttl 2
     delete_all(&mut pair.a.conn(), &ks[..100]);
     let t0 = Instant::now();
-    // Each side must count its 100 tombstones at some point (with a 1 s
-    // TTL one side may already be dropping them while the other counts).
+    // Each side must count its 100 tombstones at some point (one side may
+    // already be dropping them while the other counts).
     let (mut peak_a, mut peak_b) = (0, 0);
     let most = common::eventually(Duration::from_secs(2), || {
         peak_a = peak_a.max(num(&pair.stats_repl(Side::A), "repl_tombstones"));
@@ -1681,12 +1683,12 @@ fn outbox_byte_bound_and_tombstone_ttl() {
             && num(&pair.stats_repl(Side::B), "repl_tombstones") == 0
     });
     eprintln!(
-        "tombstone ttl 1 s: tombstones gone on both after {:?} ms",
+        "tombstone ttl 2 s: tombstones gone on both after {:?} ms",
         gone.then(|| ms(t0.elapsed()))
     );
     assert!(
         gone,
-        "tombstones still held 8 s after deletes with --repl-tombstone-ttl 1"
+        "tombstones still held 8 s after deletes with --repl-tombstone-ttl 2"
     );
     pair.wait_converged(&ks, Duration::from_secs(2))
         .unwrap_or_else(|e| panic!("{e}\n{}", pair.report()));

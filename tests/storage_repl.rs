@@ -802,25 +802,27 @@ fn tombstones_expire_after_their_ttl() {
     set(&s, b"j", b"1", NOW);
     s.delete(b"j", NOW).unwrap();
     assert_eq!(s.tombstone_stats().0, 2);
-    assert_eq!(export(&s, b"k", NOW + 9), Some(State::Tomb(v(5))));
+    // Whole seconds: made at any instant of second NOW, it must outlive
+    // 10 s, so it is there all through second NOW + 10.
+    assert_eq!(export(&s, b"k", NOW + 10), Some(State::Tomb(v(5))));
     assert_eq!(
-        s.apply_item(b"k", 0, 0, b"old", v(1), false, NOW + 9),
+        s.apply_item(b"k", 0, 0, b"old", v(1), false, NOW + 10),
         ApplyOutcome::Older
     );
     // Its window is over: gone, and an old write applies again.
-    assert_eq!(export(&s, b"k", NOW + 10), None);
-    assert_eq!(s.maintain(NOW + 10), 0);
+    assert_eq!(export(&s, b"k", NOW + 11), None);
+    assert_eq!(s.maintain(NOW + 11), 0);
     assert_eq!(s.tombstone_stats().0, 0);
     assert_eq!(
-        s.apply_item(b"k", 0, 0, b"old", v(1), false, NOW + 10),
+        s.apply_item(b"k", 0, 0, b"old", v(1), false, NOW + 11),
         ApplyOutcome::Applied
     );
     // Raising a tombstone renews its lifetime.
     let t = store_with(Some(1), 1, 4, |c| c.tombstone_ttl = 10);
     t.apply_delete(b"r", v(1), NOW);
     t.apply_delete(b"r", v(2), NOW + 8);
-    assert_eq!(export(&t, b"r", NOW + 15), Some(State::Tomb(v(2))));
-    assert_eq!(export(&t, b"r", NOW + 18), None);
+    assert_eq!(export(&t, b"r", NOW + 18), Some(State::Tomb(v(2))));
+    assert_eq!(export(&t, b"r", NOW + 19), None);
     s.check_invariants().unwrap();
     t.check_invariants().unwrap();
 }

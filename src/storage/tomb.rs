@@ -2,8 +2,9 @@
 //! kept (replicated mode only) so that an older write arriving from the
 //! peer later cannot bring a deleted key back.
 //!
-//! A tombstone lives `ttl` seconds from when it was recorded or last
-//! raised, and the shard's tombstones together stay within a byte cap:
+//! A tombstone lives at least `ttl` seconds from when it was recorded or
+//! last raised (the clock counts whole seconds: it goes in the second after
+//! `now + ttl`), and the shard's tombstones together stay within a byte cap:
 //! past it the oldest go early (counted). Each tombstone has an id from
 //! an increasing counter, renewed when it is raised; the ids give the
 //! insertion order (expiry and the cap drop from the lowest id) and a
@@ -114,7 +115,8 @@ impl Tombs {
     /// version than the one recorded changes nothing.
     pub(crate) fn raise(&mut self, key: &[u8], version: u64, now: u32) {
         self.expire(now);
-        let expires = now.saturating_add(self.ttl);
+        // +1: made late in second `now`, it must still outlive `ttl`.
+        let expires = now.saturating_add(self.ttl).saturating_add(1);
         let id = self.next_id;
         match self.map.get_mut(key) {
             Some(t) if t.version >= version => return,
