@@ -12,7 +12,7 @@ pub const DEFAULT_REPL_PORT: u16 = 11212;
 /// Replication (repcached-style pair). Active only when `peer` is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationConfig {
-    /// -x HOST[:PORT]: the peer (host name or IP literal; IPv6 as [::1]:port).
+    /// `-x HOST[:PORT]`: the peer (host name or IP literal; IPv6 as `[::1]:port`).
     /// Port defaults to our own -X.
     pub peer: Option<PeerAddr>,
     /// -X PORT: replication listener port (default 11212), bound on the same

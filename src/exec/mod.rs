@@ -174,7 +174,7 @@ impl Shared {
 /// reclaimed (the caller sleeps longer when it is 0).
 pub fn maintain(shared: &Shared) -> usize {
     let now = shared.clock.now();
-    let crawler = shared.runtime.lock().map(|r| r.lru_crawler).unwrap_or(true);
+    let crawler = shared.runtime().lru_crawler;
     shared.store.maintain_with(now, crawler)
 }
 

@@ -2,9 +2,9 @@
 //! worker with its own `mio::Poll` and a `slab::Slab` of connections.
 //!
 //! - `bind` creates the listeners (before privileges are dropped).
-//! - `serve` starts the acceptor ([`acceptor`]), the workers ([`worker`]),
-//!   the store's maintenance thread ([`maintenance`]) and a signal thread
-//!   ([`signals`]), then waits for them. A stop comes
+//! - `serve` starts the acceptor (`acceptor.rs`), the workers
+//!   (`worker.rs`), the store's maintenance thread (`maintenance.rs`) and a
+//!   signal thread (`signals.rs`), then waits for them. A stop comes
 //!   from SIGTERM/SIGINT or from the `shutdown` command; either way the
 //!   acceptor closes the listeners and each worker finishes the requests it
 //!   has already read, flushes the replies (for a bounded time) and exits.

@@ -189,8 +189,8 @@ impl Node {
     }
 }
 
-/// Appends the record for an exported state. Returns false when nothing
-/// was sent.
+/// Appends the record for an exported state (for an item larger than the
+/// peer's `-I`, the delete that drops the peer's older copy, counted).
 fn encode_exported(
     tx: &mut Vec<u8>,
     e: Exported<'_>,
