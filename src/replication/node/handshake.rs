@@ -1,6 +1,6 @@
-//! The handshake: our hello and HMAC proof, and what follows once a
-//! connection is through it (the peer's identity pinned, the
-//! duplicate-link rule, the start of a sync).
+//! The handshake: our hello and HMAC proof, the peer's (checked), and
+//! what follows once a connection is through it (the peer's identity
+//! pinned, the duplicate-link rule, the start of a sync).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -11,7 +11,152 @@ use super::link::{PeerHello, Phase};
 use super::{CloseReason, Node, BACKOFF_MIN};
 use crate::exec;
 
+/// The fields of a peer's `Hello` the handshake uses.
+pub(super) struct ReceivedHello {
+    pub(super) protocol: u16,
+    pub(super) node_id: u8,
+    pub(super) run_id: u64,
+    pub(super) nonce: [u8; 16],
+    pub(super) hlc: u64,
+    pub(super) item_size_max: u32,
+    pub(super) wants_auth: bool,
+    pub(super) probe: bool,
+}
+
 impl Node {
+    /// The peer's `Hello`: protocol, node id and secret checked, the peer
+    /// recorded; without a secret that ends the handshake.
+    pub(super) fn on_hello(
+        &mut self,
+        t: usize,
+        phase: Phase,
+        hello: ReceivedHello,
+    ) -> Result<(), CloseReason> {
+        let me = self.inner.node_id();
+        let ReceivedHello {
+            protocol,
+            node_id,
+            run_id,
+            nonce,
+            hlc,
+            item_size_max,
+            wants_auth,
+            probe,
+        } = hello;
+        let l = &mut self.conns[t];
+        if l.peer.is_some() || phase != Phase::Handshake {
+            return Err(self.malformed("a second hello"));
+        }
+        if protocol != frame::PROTOCOL_VERSION {
+            l.send(&Frame::Goodbye {
+                reason: b"protocol version",
+            });
+            return Err((
+                "protocol_mismatch",
+                format!("the peer speaks protocol {protocol}"),
+            ));
+        }
+        if node_id == me {
+            l.send(&Frame::Goodbye {
+                reason: b"node id clash",
+            });
+            self.id_clashes += 1;
+            // A derived id gives way: at once when ours is the
+            // later run, else at the next clash (the peer's id may
+            // be set by --node-id and cannot move).
+            let derived = self.cfg.node_id.is_none();
+            if derived && (self.inner.run_id > run_id || self.id_clashes > 1) {
+                // Random, so that two nodes giving way at once part.
+                let mut new = 1 + (auth::random_u64() % 255) as u8;
+                if new == node_id {
+                    new = node_id % 255 + 1;
+                }
+                exec::set_node_id(&self.inner.shared, new);
+                tracing::warn!(
+                    "replication: the peer has our derived node id {me}; this node \
+                     takes {new} (set --node-id on both to choose)"
+                );
+                self.next_dial = Instant::now();
+            } else if !derived {
+                tracing::error!(
+                    "replication: the peer has our node id {me}; give the nodes \
+                     different --node-id values"
+                );
+            }
+            return Err(("node_id_clash", "same node id".into()));
+        }
+        if wants_auth != self.secret.is_some() {
+            l.send(&Frame::Goodbye {
+                reason: b"secret on one side only",
+            });
+            self.inner
+                .counters
+                .auth_failures
+                .fetch_add(1, Ordering::Relaxed);
+            return Err((
+                "secret_mismatch",
+                "one node has --repl-secret-file, the other not".into(),
+            ));
+        }
+        l.peer = Some(PeerHello {
+            node: node_id,
+            run: run_id,
+            nonce,
+            hlc,
+            item_size_max,
+            probe: probe && !l.outgoing,
+        });
+        match &self.secret {
+            // The dialer proves first; the acceptor answers only
+            // a valid proof, so a stranger who connects never gets
+            // a proof to attack offline.
+            Some(_) if l.outgoing => {
+                self.send_proof(t);
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => self.handshake_done(t),
+        }
+    }
+
+    /// The peer's proof of the secret: checked (the acceptor answers with
+    /// its own only then), and the handshake is done.
+    pub(super) fn on_auth(
+        &mut self,
+        t: usize,
+        phase: Phase,
+        mac: &[u8; 32],
+    ) -> Result<(), CloseReason> {
+        let me = self.inner.node_id();
+        let l = &self.conns[t];
+        let (Some(secret), Some(peer), Phase::Handshake) = (&self.secret, l.peer, phase) else {
+            return Err(self.malformed("an unexpected auth"));
+        };
+        let sender_role = if l.outgoing { b'A' } else { b'D' };
+        if !auth::verify(
+            secret,
+            sender_role,
+            &peer.nonce,
+            &l.nonce,
+            peer.run,
+            self.inner.run_id,
+            peer.node,
+            me,
+            mac,
+        ) {
+            self.inner
+                .counters
+                .auth_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("replication: {} failed authentication", l.addr);
+            return Err(("auth_failed", "authentication failed".into()));
+        }
+        if !l.outgoing {
+            self.send_proof(t);
+        }
+        self.handshake_done(t)
+    }
+
     /// A link is up with the process our own dial to `-x` reached.
     pub(super) fn active_is_the_peer(&self) -> bool {
         self.active

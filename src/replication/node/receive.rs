@@ -1,15 +1,15 @@
 //! What comes in from the peer: reading a socket within its budget,
-//! decoding frames and handling each one (handshake frames, records
-//! applied through `exec` with a Refused sent back when one cannot be
-//! stored, acknowledgements, heartbeats, goodbyes).
+//! decoding frames and handling each one (handshake frames go to
+//! handshake.rs; records applied through `exec` with a Refused sent back
+//! when one cannot be stored, acknowledgements, heartbeats, goodbyes).
 
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::super::auth;
 use super::super::frame::{self, Decoded, Frame};
-use super::link::{PeerHello, Phase};
+use super::handshake::ReceivedHello;
+use super::link::Phase;
 use super::{CloseReason, Node, READ_BUDGET, READ_CHUNK, TX_HARD_LIMIT};
 use crate::exec::{self, ApplyOutcome, PeerRecord};
 
@@ -111,7 +111,6 @@ impl Node {
     }
 
     fn handle(&mut self, t: usize, f: Frame<'_>) -> Result<(), CloseReason> {
-        let me = self.inner.node_id();
         let phase = match self.conns.get(t) {
             Some(l) => l.phase,
             None => return Ok(()),
@@ -127,112 +126,21 @@ impl Node {
                 wants_auth,
                 probe,
                 ..
-            } => {
-                let l = &mut self.conns[t];
-                if l.peer.is_some() || phase != Phase::Handshake {
-                    return Err(self.malformed("a second hello"));
-                }
-                if protocol != frame::PROTOCOL_VERSION {
-                    l.send(&Frame::Goodbye {
-                        reason: b"protocol version",
-                    });
-                    return Err((
-                        "protocol_mismatch",
-                        format!("the peer speaks protocol {protocol}"),
-                    ));
-                }
-                if node_id == me {
-                    l.send(&Frame::Goodbye {
-                        reason: b"node id clash",
-                    });
-                    self.id_clashes += 1;
-                    // A derived id gives way: at once when ours is the
-                    // later run, else at the next clash (the peer's id may
-                    // be set by --node-id and cannot move).
-                    let derived = self.cfg.node_id.is_none();
-                    if derived && (self.inner.run_id > run_id || self.id_clashes > 1) {
-                        // Random, so that two nodes giving way at once part.
-                        let mut new = 1 + (auth::random_u64() % 255) as u8;
-                        if new == node_id {
-                            new = node_id % 255 + 1;
-                        }
-                        exec::set_node_id(&self.inner.shared, new);
-                        tracing::warn!(
-                            "replication: the peer has our derived node id {me}; this node \
-                             takes {new} (set --node-id on both to choose)"
-                        );
-                        self.next_dial = Instant::now();
-                    } else if !derived {
-                        tracing::error!(
-                            "replication: the peer has our node id {me}; give the nodes \
-                             different --node-id values"
-                        );
-                    }
-                    return Err(("node_id_clash", "same node id".into()));
-                }
-                if wants_auth != self.secret.is_some() {
-                    l.send(&Frame::Goodbye {
-                        reason: b"secret on one side only",
-                    });
-                    self.inner
-                        .counters
-                        .auth_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Err((
-                        "secret_mismatch",
-                        "one node has --repl-secret-file, the other not".into(),
-                    ));
-                }
-                l.peer = Some(PeerHello {
-                    node: node_id,
-                    run: run_id,
+            } => self.on_hello(
+                t,
+                phase,
+                ReceivedHello {
+                    protocol,
+                    node_id,
+                    run_id,
                     nonce,
                     hlc,
                     item_size_max,
-                    probe: probe && !l.outgoing,
-                });
-                match &self.secret {
-                    // The dialer proves first; the acceptor answers only
-                    // a valid proof, so a stranger who connects never gets
-                    // a proof to attack offline.
-                    Some(_) if l.outgoing => {
-                        self.send_proof(t);
-                        Ok(())
-                    }
-                    Some(_) => Ok(()),
-                    None => self.handshake_done(t),
-                }
-            }
-            Frame::Auth { mac } => {
-                let l = &self.conns[t];
-                let (Some(secret), Some(peer), Phase::Handshake) = (&self.secret, l.peer, phase)
-                else {
-                    return Err(self.malformed("an unexpected auth"));
-                };
-                let sender_role = if l.outgoing { b'A' } else { b'D' };
-                if !auth::verify(
-                    secret,
-                    sender_role,
-                    &peer.nonce,
-                    &l.nonce,
-                    peer.run,
-                    self.inner.run_id,
-                    peer.node,
-                    me,
-                    &mac,
-                ) {
-                    self.inner
-                        .counters
-                        .auth_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("replication: {} failed authentication", l.addr);
-                    return Err(("auth_failed", "authentication failed".into()));
-                }
-                if !l.outgoing {
-                    self.send_proof(t);
-                }
-                self.handshake_done(t)
-            }
+                    wants_auth,
+                    probe,
+                },
+            ),
+            Frame::Auth { mac } => self.on_auth(t, phase, &mac),
             _ if phase != Phase::Linked => Err(self.malformed("data before the handshake")),
             Frame::SyncBegin { full } => {
                 let l = &mut self.conns[t];
@@ -311,7 +219,7 @@ impl Node {
         }
     }
 
-    fn malformed(&self, what: &str) -> CloseReason {
+    pub(super) fn malformed(&self, what: &str) -> CloseReason {
         self.inner
             .counters
             .malformed_frames
