@@ -231,7 +231,7 @@ impl Node {
     /// (and the node dials -x for a real link). The probe connection
     /// closes with the reason returned.
     fn probe_answered(&mut self, peer: PeerHello) -> CloseReason {
-        self.peer_run_at_x = Some(peer.run);
+        self.reached_x(peer.run);
         let active = self.active.and_then(|a| {
             self.conns
                 .get(a)
@@ -254,6 +254,22 @@ impl Node {
         ("probe", "checked who answers at the peer address".into())
     }
 
+    /// Our dial to `-x` reached process `run`: that is the peer from now
+    /// on. A refused offer we could not judge then gets its warning if it
+    /// was another process.
+    fn reached_x(&mut self, run: u64) {
+        self.peer_run_at_x = Some(run);
+        if let Some((node, refused, addr)) = self.suspect.take() {
+            if refused != run {
+                tracing::warn!(
+                    "replication: node {node} (run {refused:016x}) at {addr} offered a link but \
+                     is not the process at the peer address {} (check that node's -x)",
+                    self.inner.peer_desc
+                );
+            }
+        }
+    }
+
     /// A connection finished its handshake as a link.
     fn linked(&mut self, t: usize) -> Result<(), CloseReason> {
         let me = self.inner.node_id();
@@ -267,24 +283,37 @@ impl Node {
             )
         };
         if outgoing {
-            self.peer_run_at_x = Some(peer.run);
+            self.reached_x(peer.run);
         } else if self.peer_run_at_x.is_some_and(|r| r != peer.run) {
             self.inner
                 .counters
                 .strangers_refused
                 .fetch_add(1, Ordering::Relaxed);
-            if self.refused_run != Some(peer.run) {
-                self.refused_run = Some(peer.run);
-                tracing::warn!(
-                    "replication: refused node {} (run {:016x}) connecting from {addr}: it is \
-                     not the process at the peer address {} (check that node's -x)",
-                    peer.node,
-                    peer.run,
-                    self.inner.peer_desc
-                );
-            }
-            // The peer may have restarted (a new run): look at -x again.
-            if !self.active_is_the_peer() {
+            let first = self.refused_run != Some(peer.run);
+            self.refused_run = Some(peer.run);
+            if self.active_is_the_peer() {
+                if first {
+                    tracing::warn!(
+                        "replication: refused node {} (run {:016x}) connecting from {addr}: it \
+                         is not the process at the peer address {} (check that node's -x)",
+                        peer.node,
+                        peer.run,
+                        self.inner.peer_desc
+                    );
+                }
+            } else {
+                // Most likely the peer restarted (a new run): look at -x
+                // again; the link then comes from our dial.
+                if first {
+                    tracing::info!(
+                        "replication: node {} (run {:016x}) at {addr} is not the process last \
+                         reached at the peer address; dialling it to check (a restarted peer \
+                         links that way)",
+                        peer.node,
+                        peer.run
+                    );
+                }
+                self.suspect = Some((peer.node, peer.run, addr));
                 self.next_dial = Instant::now();
             }
             return Err(("not_the_peer", "not the process at the peer address".into()));

@@ -107,8 +107,12 @@ pub struct Node {
     /// (a node of another pair sharing the secret, a second instance on
     /// the peer's host) is refused instead of replacing the peer.
     peer_run_at_x: Option<u64>,
-    /// The last run refused as not the peer (its warning is logged once).
+    /// The last run refused as not the peer (its message is logged once).
     refused_run: Option<u64>,
+    /// A run refused while we were not linked with the peer (node, run,
+    /// address): perhaps the peer restarted. Warned about only if the next
+    /// process reached at `-x` turns out to be another run.
+    suspect: Option<(u8, u64, std::net::SocketAddr)>,
     pop_cursor: usize,
     scratch: Vec<Box<[u8]>>,
     /// The last pump stopped with records left to send and a writable
@@ -157,6 +161,7 @@ impl Node {
             synced_run: None,
             peer_run_at_x: None,
             refused_run: None,
+            suspect: None,
             pop_cursor: 0,
             scratch: Vec::new(),
             send_more: false,
