@@ -785,6 +785,14 @@ fn kill9_restart_not_ready_until_synced_and_nothing_lost() {
         "acknowledged writes not on A: {:?}",
         &lost[..lost.len().min(10)]
     );
+    // B refused the restarted A's first offer (another run than the one it
+    // last reached at -x) and dialled A instead: a restart, not a stranger,
+    // so no warning to check a node's -x.
+    let b_log = pair.b.log_tail(10_000);
+    assert!(
+        !b_log.contains("check that node's -x"),
+        "a restart was reported as a misconfigured node:\n{b_log}"
+    );
 }
 
 /// A set or delete over a raw stream that may die under us (the node is
