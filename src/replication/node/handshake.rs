@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::super::frame::{self, Frame};
 use super::super::{auth, now_ms};
 use super::link::{PeerHello, Phase};
-use super::{CloseReason, Node, BACKOFF_MIN};
+use super::{CloseReason, Node, BACKOFF_MIN, SYNC_SETTLE};
 use crate::exec;
 
 /// The fields of a peer's `Hello` the handshake uses.
@@ -374,7 +374,11 @@ impl Node {
             l.addr,
             if full { "full" } else { "partial" }
         );
-        self.start_sync(t, full);
+        if dialer_new == me.max(peer.node) {
+            l.sync_due = Some((Instant::now() + SYNC_SETTLE, full));
+        } else {
+            self.start_sync(t, full);
+        }
         self.publish_state();
         Ok(())
     }

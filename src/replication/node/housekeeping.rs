@@ -74,6 +74,17 @@ impl Node {
         {
             self.dial();
         }
+        // A held sync (SYNC_SETTLE) starts once no other link replaced
+        // this one.
+        if let Some(a) = self.active {
+            if let Some((due, full)) = self.conns.get(a).and_then(|l| l.sync_due) {
+                if now >= due {
+                    self.conns[a].sync_due = None;
+                    self.start_sync(a, full);
+                    self.publish_state();
+                }
+            }
+        }
         if self.active.is_none() {
             self.inner.set_state(if self.dialing.is_some() {
                 LinkState::Connecting

@@ -75,6 +75,9 @@ pub(super) struct Link {
     /// Bytes of the keys held in `inflight`.
     pub(super) inflight_bytes: usize,
     pub(super) walk: Option<WalkCursor>,
+    /// Our sync on this link, decided (full or not) but held until then:
+    /// see `SYNC_SETTLE`.
+    pub(super) sync_due: Option<(Instant, bool)>,
     /// Records received and processed (what we acknowledge).
     pub(super) received: u64,
     pub(super) ack_sent: u64,
@@ -118,6 +121,7 @@ impl Link {
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             walk: None,
+            sync_due: None,
             received: 0,
             ack_sent: 0,
             last_ack: now,

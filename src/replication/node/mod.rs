@@ -79,6 +79,11 @@ const ACK_DELAY: Duration = Duration::from_millis(5);
 /// how long records may wait to be batched.
 const BATCH_WAIT: Duration = Duration::from_millis(1);
 const BATCH_MIN_KEYS: usize = 4;
+/// A link dialled by the higher node id starts its sync this late: if the
+/// other node's dial was in flight at the same instant, that link (the
+/// one the duplicate rule keeps) replaces this one before any of a
+/// second sync is spent on it.
+const SYNC_SETTLE: Duration = Duration::from_millis(25);
 /// First redial delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// A link up at least this long resets the redial backoff when it drops.
@@ -267,6 +272,7 @@ impl Node {
             && self.inner.outbox.is_empty()
             && l.inflight.is_empty()
             && l.walk.is_none()
+            && l.sync_due.is_none()
             && l.pending_tx() == 0
     }
 
@@ -341,7 +347,7 @@ impl Node {
         let p = &self.inner.published;
         match self.active.and_then(|a| self.conns.get(a)) {
             Some(l) => {
-                let syncing = l.walk.is_some() || l.peer_syncing;
+                let syncing = l.walk.is_some() || l.peer_syncing || l.sync_due.is_some();
                 p.sync_in_progress.store(syncing, Ordering::Relaxed);
                 self.inner.set_state(if syncing {
                     LinkState::Syncing

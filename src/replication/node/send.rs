@@ -65,7 +65,7 @@ impl Node {
         let peer_max = self.conns[t]
             .peer
             .map_or(usize::MAX, |p| p.item_size_max as usize);
-        if self.conns[t].phase != Phase::Linked {
+        if self.conns[t].phase != Phase::Linked || self.conns[t].sync_due.is_some() {
             return;
         }
         if outbox.take_overflow() {
