@@ -99,6 +99,18 @@ impl Node {
         panic!("the node did not start");
     }
 
+    /// A node of a pair on one replication port `rport`: on `ip`, its peer
+    /// on `peer_ip`, both with the secret file `secret`.
+    fn with_secret(ip: &'static str, peer_ip: &str, rport: u16, id: u8, secret: &str) -> Node {
+        Node::start_on(
+            ip,
+            rport,
+            &format!("{peer_ip}:{rport}"),
+            id,
+            &["--repl-secret-file", secret],
+        )
+    }
+
     /// A node on 127.0.0.1 whose peer (127.0.0.1, a closed port) is absent.
     fn start(args: &[&str]) -> Node {
         let dead = free_port("127.0.0.1");
@@ -1058,20 +1070,8 @@ fn a_linked_pair_shrugs_off_strangers() {
     let secret = secret_file("pair");
     let sf = secret.to_str().expect("path");
     let rport = free_port("127.0.0.1");
-    let a = Node::start_on(
-        "127.0.0.1",
-        rport,
-        &format!("127.0.0.2:{rport}"),
-        1,
-        &["--repl-secret-file", sf],
-    );
-    let b = Node::start_on(
-        "127.0.0.2",
-        rport,
-        &format!("127.0.0.1:{rport}"),
-        2,
-        &["--repl-secret-file", sf],
-    );
+    let a = Node::with_secret("127.0.0.1", "127.0.0.2", rport, 1, sf);
+    let b = Node::with_secret("127.0.0.2", "127.0.0.1", rport, 2, sf);
     let linked = |n: &Node| n.stats()["repl_state"] == "linked";
     assert!(
         common::eventually(Duration::from_secs(10), || linked(&a) && linked(&b)),
@@ -1163,15 +1163,7 @@ fn a_pair_started_one_after_the_other_forms_one_link() {
     let mut doubled = Vec::new();
     for delay_ms in (0..16u64).map(|i| i * 25) {
         let rport = free_port("127.0.0.1");
-        let start = |ip: &'static str, peer: &str, id: u8| {
-            Node::start_on(
-                ip,
-                rport,
-                &format!("{peer}:{rport}"),
-                id,
-                &["--repl-secret-file", sf],
-            )
-        };
+        let start = |ip, peer, id| Node::with_secret(ip, peer, rport, id, sf);
         let a = start("127.0.0.1", "127.0.0.2", 1);
         std::thread::sleep(Duration::from_millis(delay_ms));
         let b = start("127.0.0.2", "127.0.0.1", 2);
@@ -1214,15 +1206,7 @@ fn a_third_node_with_the_secret_cannot_take_a_nodes_peer() {
     let secret = secret_file("three");
     let sf = secret.to_str().expect("path");
     let rport = free_port("127.0.0.1");
-    let start = |ip: &'static str, peer: &str, id: u8| {
-        Node::start_on(
-            ip,
-            rport,
-            &format!("{peer}:{rport}"),
-            id,
-            &["--repl-secret-file", sf],
-        )
-    };
+    let start = |ip, peer, id| Node::with_secret(ip, peer, rport, id, sf);
     let linked_to = |n: &Node, id: &str| {
         let s = n.stats();
         s["repl_state"] == "linked" && s["repl_peer_node_id"] == id
@@ -1361,25 +1345,13 @@ fn a_stranger_flood_does_not_keep_a_pair_apart() {
     let secret = secret_file("flood");
     let sf = secret.to_str().expect("path");
     let rport = free_port("127.0.0.1");
-    let a = Node::start_on(
-        "127.0.0.1",
-        rport,
-        &format!("127.0.0.2:{rport}"),
-        1,
-        &["--repl-secret-file", sf],
-    );
+    let a = Node::with_secret("127.0.0.1", "127.0.0.2", rport, 1, sf);
     let b_addr: SocketAddr = format!("127.0.0.2:{rport}").parse().expect("addr");
     let stop = Arc::new(AtomicBool::new(false));
     let flooder = flood(vec![a.repl_addr(), b_addr], 10, Arc::clone(&stop));
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
-    let b = Node::start_on(
-        "127.0.0.2",
-        rport,
-        &format!("127.0.0.1:{rport}"),
-        2,
-        &["--repl-secret-file", sf],
-    );
+    let b = Node::with_secret("127.0.0.2", "127.0.0.1", rport, 2, sf);
     let linked = |n: &Node| n.stats()["repl_state"] == "linked";
     let ok = common::eventually(Duration::from_secs(6), || linked(&a) && linked(&b));
     let took = t0.elapsed();

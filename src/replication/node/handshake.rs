@@ -11,18 +11,6 @@ use super::link::{PeerHello, Phase};
 use super::{CloseReason, Node, BACKOFF_MIN, SYNC_SETTLE};
 use crate::exec;
 
-/// The fields of a peer's `Hello` the handshake uses.
-pub(super) struct ReceivedHello {
-    pub(super) protocol: u16,
-    pub(super) node_id: u8,
-    pub(super) run_id: u64,
-    pub(super) nonce: [u8; 16],
-    pub(super) hlc: u64,
-    pub(super) item_size_max: u32,
-    pub(super) wants_auth: bool,
-    pub(super) probe: bool,
-}
-
 impl Node {
     /// The peer's `Hello`: protocol, node id and secret checked, the peer
     /// recorded; without a secret that ends the handshake.
@@ -30,10 +18,10 @@ impl Node {
         &mut self,
         t: usize,
         phase: Phase,
-        hello: ReceivedHello,
+        hello: &Frame<'_>,
     ) -> Result<(), CloseReason> {
         let me = self.inner.node_id();
-        let ReceivedHello {
+        let &Frame::Hello {
             protocol,
             node_id,
             run_id,
@@ -42,7 +30,11 @@ impl Node {
             item_size_max,
             wants_auth,
             probe,
-        } = hello;
+            ..
+        } = hello
+        else {
+            return Err(self.malformed("not a hello"));
+        };
         let l = &mut self.conns[t];
         if l.peer.is_some() || phase != Phase::Handshake {
             return Err(self.malformed("a second hello"));

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::super::frame::{self, Decoded, Frame};
-use super::handshake::ReceivedHello;
 use super::link::Phase;
 use super::{CloseReason, Node, READ_BUDGET, READ_CHUNK, TX_HARD_LIMIT};
 use crate::exec::{self, ApplyOutcome, PeerRecord};
@@ -116,30 +115,7 @@ impl Node {
             None => return Ok(()),
         };
         match f {
-            Frame::Hello {
-                protocol,
-                node_id,
-                run_id,
-                nonce,
-                hlc,
-                item_size_max,
-                wants_auth,
-                probe,
-                ..
-            } => self.on_hello(
-                t,
-                phase,
-                ReceivedHello {
-                    protocol,
-                    node_id,
-                    run_id,
-                    nonce,
-                    hlc,
-                    item_size_max,
-                    wants_auth,
-                    probe,
-                },
-            ),
+            Frame::Hello { .. } => self.on_hello(t, phase, &f),
             Frame::Auth { mac } => self.on_auth(t, phase, &mac),
             _ if phase != Phase::Linked => Err(self.malformed("data before the handshake")),
             Frame::SyncBegin { full } => {
