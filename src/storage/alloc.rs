@@ -12,6 +12,10 @@ use super::shard::{Shard, Validity};
 use super::slabs::Ref;
 use super::Store;
 
+/// A write that keeps failing to find room gives up after this many
+/// rounds of making room (others may take the room it made).
+const MAX_ROOM_TRIES: u32 = 64;
+
 /// What one locked attempt at a write decided.
 pub(super) enum Step<T> {
     Done(T),
@@ -195,6 +199,38 @@ impl Store {
         let chunks = 1 + (fp - max + LINK).div_ceil(max - LINK) as u64;
         let per = self.slabs.classes[self.slabs.largest()].perslab.max(1) as u64;
         chunks.div_ceil(per) <= self.slabs.limit_pages()
+    }
+
+    /// Runs a write `step` under shard `si`'s lock until it is done. A step
+    /// that needs a chunk of a class it could not get has room made for it
+    /// (with the lock let go) and runs again; when no room can be made, or
+    /// after `MAX_ROOM_TRIES`, the out-of-memory is counted in that class
+    /// and `out_of_memory` gives the outcome. Chunks reserved and not used
+    /// go back.
+    pub(super) fn write_with_room<T>(
+        &self,
+        si: usize,
+        now: u32,
+        mut step: impl FnMut(&mut Shard, &Validity, &mut Vec<Ref>) -> Step<T>,
+        out_of_memory: impl FnOnce() -> T,
+    ) -> T {
+        let mut res = Vec::new();
+        let mut tries = 0;
+        let outcome = loop {
+            let v = self.validity(now);
+            match self.with_shard(si, |sh| step(sh, &v, &mut res)) {
+                Step::Done(o) => break o,
+                Step::Need(c) => {
+                    tries += 1;
+                    if tries > MAX_ROOM_TRIES || !self.make_room(c, &mut res, now) {
+                        self.count_oom(si, c);
+                        break out_of_memory();
+                    }
+                }
+            }
+        };
+        self.release_reserve(res);
+        outcome
     }
 
     /// Makes room for a chunk of class `c` with no lock held: takes a page

@@ -12,26 +12,12 @@ impl Store {
         let Some((h, si)) = self.locate(key) else {
             return ArithOutcome::NotFound;
         };
-        let mut res = Vec::new();
-        let mut tries = 0;
-        let outcome = loop {
-            let v = self.validity(now);
-            let step = self.with_shard(si, |sh| {
-                self.arith_locked(sh, si, key, h, incr, delta, &v, &mut res)
-            });
-            match step {
-                Step::Done(o) => break o,
-                Step::Need(c) => {
-                    tries += 1;
-                    if tries > 64 || !self.make_room(c, &mut res, now) {
-                        self.count_oom(si, c);
-                        break ArithOutcome::OutOfMemory;
-                    }
-                }
-            }
-        };
-        self.release_reserve(res);
-        outcome
+        self.write_with_room(
+            si,
+            now,
+            |sh, v, res| self.arith_locked(sh, si, key, h, incr, delta, v, res),
+            || ArithOutcome::OutOfMemory,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -156,24 +156,12 @@ impl Store {
             too_large,
             never_fits: !too_large && !self.could_ever_fit(key.len(), value.len(), flags),
         };
-        let mut res = Vec::new();
-        let mut tries = 0;
-        let outcome = loop {
-            let v = self.validity(now);
-            let step = self.with_shard(si, |sh| self.apply_locked(sh, si, &a, &v, &mut res));
-            match step {
-                Step::Done(o) => break o,
-                Step::Need(c) => {
-                    tries += 1;
-                    if tries > 64 || !self.make_room(c, &mut res, now) {
-                        self.count_oom(si, c);
-                        break ApplyOutcome::OutOfMemory;
-                    }
-                }
-            }
-        };
-        self.release_reserve(res);
-        outcome
+        self.write_with_room(
+            si,
+            now,
+            |sh, v, res| self.apply_locked(sh, si, &a, v, res),
+            || ApplyOutcome::OutOfMemory,
+        )
     }
 
     fn apply_locked(

@@ -45,36 +45,24 @@ impl Store {
             exptime,
             data,
         };
-        let mut res = Vec::new();
-        let mut tries = 0;
-        let outcome = loop {
-            let v = self.validity(now);
-            let step = self.with_shard(si, |sh| self.store_locked(sh, si, &req, &v, &mut res));
-            match step {
-                Step::Done(o) => break o,
-                Step::Need(c) => {
-                    tries += 1;
-                    if tries > 64 || !self.make_room(c, &mut res, now) {
-                        self.count_oom(si, c);
-                        match mode {
-                            // memcached drops the old value of a `set` it
-                            // could not store.
-                            StoreMode::Set => self.unlink_key(key, h, si, now),
-                            // memcached allocates the appended data first
-                            // (small, it usually fits) and answers
-                            // NOT_STORED when the combined item does not.
-                            StoreMode::Append | StoreMode::Prepend => {
-                                break StoreOutcome::NotStored
-                            }
-                            _ => {}
-                        }
-                        break StoreOutcome::OutOfMemory;
-                    }
+        self.write_with_room(
+            si,
+            now,
+            |sh, v, res| self.store_locked(sh, si, &req, v, res),
+            || match mode {
+                // memcached drops the old value of a `set` it could not
+                // store.
+                StoreMode::Set => {
+                    self.unlink_key(key, h, si, now);
+                    StoreOutcome::OutOfMemory
                 }
-            }
-        };
-        self.release_reserve(res);
-        outcome
+                // memcached allocates the appended data first (small, it
+                // usually fits) and answers NOT_STORED when the combined
+                // item does not.
+                StoreMode::Append | StoreMode::Prepend => StoreOutcome::NotStored,
+                _ => StoreOutcome::OutOfMemory,
+            },
+        )
     }
 
     fn store_locked(
