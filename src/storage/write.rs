@@ -158,35 +158,15 @@ impl Store {
             None => None,
         };
         let (seq, stale) = self.next_seq(v.now);
-        match (r.mode, found) {
-            (StoreMode::Append, Some(idx)) => {
-                let old = sh.value_vec(idx);
-                sh.write_item(
-                    head,
-                    &conts,
-                    seq,
-                    exptime,
-                    v.now,
-                    flags,
-                    r.key,
-                    &[&old, r.data],
-                );
-            }
-            (StoreMode::Prepend, Some(idx)) => {
-                let old = sh.value_vec(idx);
-                sh.write_item(
-                    head,
-                    &conts,
-                    seq,
-                    exptime,
-                    v.now,
-                    flags,
-                    r.key,
-                    &[r.data, &old],
-                );
-            }
-            _ => sh.write_item(head, &conts, seq, exptime, v.now, flags, r.key, &[r.data]),
-        }
+        let old = match (r.mode, found) {
+            (StoreMode::Append | StoreMode::Prepend, Some(idx)) => sh.value_vec(idx),
+            _ => Vec::new(),
+        };
+        let parts: [&[u8]; 2] = match r.mode {
+            StoreMode::Prepend => [r.data, &old],
+            _ => [&old, r.data],
+        };
+        sh.write_item(head, &conts, seq, exptime, v.now, flags, r.key, &parts);
         if stale {
             let b = sh.bits(head);
             sh.set_bits(head, b | item::STALE);
