@@ -16,7 +16,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -886,45 +886,6 @@ fn verbosity_command_changes_the_log_level() {
     assert!(!text.contains("set hushed"), "{text}");
 }
 
-/// Length of the complete reply at the head of `buf` for a `set`
-/// (`STORED\r\n`) or a one-key `get` hit; None when incomplete.
-fn reply_len(buf: &[u8], is_get: bool, value_len: usize) -> Result<Option<usize>, String> {
-    if !is_get {
-        let want = b"STORED\r\n";
-        if buf.len() < want.len() {
-            return if want.starts_with(buf) {
-                Ok(None)
-            } else {
-                Err(format!("bad set reply {:?}", String::from_utf8_lossy(buf)))
-            };
-        }
-        return if buf.starts_with(want) {
-            Ok(Some(want.len()))
-        } else {
-            Err(format!(
-                "bad set reply {:?}",
-                String::from_utf8_lossy(&buf[..32.min(buf.len())])
-            ))
-        };
-    }
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let head = String::from_utf8_lossy(&buf[..eol]);
-    let expect_head = format!(" 0 {value_len}");
-    if !head.starts_with("VALUE ") || !head.ends_with(&expect_head) {
-        return Err(format!("bad get reply head {head:?}"));
-    }
-    let total = eol + 2 + value_len + 2 + b"END\r\n".len();
-    if buf.len() < total {
-        return Ok(None);
-    }
-    if &buf[eol + 2 + value_len..total] != b"\r\nEND\r\n" {
-        return Err("bad get reply tail".to_string());
-    }
-    Ok(Some(total))
-}
-
 #[test]
 fn sigterm_under_load_exits_zero_with_whole_replies() {
     // Replies larger than the socket buffers, read a little slowly: when
@@ -963,62 +924,17 @@ fn sigterm_under_load_exits_zero_with_whole_replies() {
                     req.extend_from_slice(format!("set key{k} 0 0 {VALUE}\r\n").as_bytes());
                     req.extend_from_slice(&value);
                     req.extend_from_slice(b"\r\n");
-                    kinds.push(false);
+                    kinds.push(Some(format!("key{k}")));
                 } else {
                     req.extend_from_slice(format!("get key{k}\r\n").as_bytes());
-                    kinds.push(true);
+                    kinds.push(None);
                 }
             }
-            let mut replies = 0usize;
-            let mut chunk = vec![0u8; 65536];
-            let mut s = match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => s,
-                Err(e) => return Err(format!("connect: {e}")),
-            };
-            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            s.set_write_timeout(Some(Duration::from_secs(10))).ok();
-            let mut buf: Vec<u8> = Vec::new();
-            'conn: loop {
-                // Every reply of the previous batch was read: a failed
-                // write after the stop is a clean end.
-                if s.write_all(&req).is_err() {
-                    if stop_sent.load(Ordering::SeqCst) {
-                        return Ok(replies);
-                    }
-                    return Err("write failed before the stop".to_string());
-                }
-                let mut done = 0;
-                while done < kinds.len() {
-                    if let Some(n) = reply_len(&buf, kinds[done], VALUE)? {
-                        buf.drain(..n);
-                        done += 1;
-                        replies += 1;
-                        continue;
-                    }
-                    match s.read(&mut chunk) {
-                        Ok(0) => break 'conn,
-                        Ok(n) => {
-                            buf.extend_from_slice(&chunk[..n]);
-                            std::thread::sleep(Duration::from_micros(500));
-                        }
-                        Err(e) if e.kind() == ErrorKind::ConnectionReset => break 'conn,
-                        Err(e) => return Err(format!("read: {e}")),
-                    }
-                }
-                batches.fetch_add(1, Ordering::Relaxed);
-            }
-            // The server closed the connection: only at a reply boundary,
-            // and only because of the stop.
-            if !buf.is_empty() {
-                return Err(format!(
-                    "connection closed inside a reply ({} bytes of it)",
-                    buf.len()
-                ));
-            }
-            if !stop_sent.load(Ordering::SeqCst) {
-                return Err("connection closed before the stop".to_string());
-            }
-            Ok(replies)
+            let pause = Duration::from_micros(500);
+            load_client(port, VALUE, pause, &stop_sent, &batches, || {
+                (req.clone(), kinds.clone())
+            })
+            .map(|(_, replies)| replies)
         }));
     }
     // Let the load run, then stop the server in the middle of it.

@@ -1539,38 +1539,6 @@ fn sigterm_drains_replication_alongside_the_client_replies() {
 // ---------------------------------------------------------------------------
 // SIGTERM under client load, in a pair
 
-/// Length of the complete reply at the head of `buf`: `STORED\r\n` for a
-/// set, `VALUE k 0 LEN\r\n<LEN bytes>\r\nEND\r\n` for a one-key get hit;
-/// None when incomplete.
-fn reply_len(buf: &[u8], is_get: bool, value_len: usize) -> Result<Option<usize>, String> {
-    if !is_get {
-        let want = b"STORED\r\n";
-        let n = buf.len().min(want.len());
-        if buf[..n] != want[..n] {
-            return Err(format!(
-                "bad set reply {:?}",
-                String::from_utf8_lossy(&buf[..n])
-            ));
-        }
-        return Ok((n == want.len()).then_some(n));
-    }
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let head = String::from_utf8_lossy(&buf[..eol]);
-    if !head.starts_with("VALUE ") || !head.ends_with(&format!(" 0 {value_len}")) {
-        return Err(format!("bad get reply head {head:?}"));
-    }
-    let total = eol + 2 + value_len + 2 + b"END\r\n".len();
-    if buf.len() < total {
-        return Ok(None);
-    }
-    if &buf[eol + 2 + value_len..total] != b"\r\nEND\r\n" {
-        return Err("bad get reply tail".to_string());
-    }
-    Ok(Some(total))
-}
-
 #[test]
 fn sigterm_under_load_in_a_pair_keeps_replies_whole_and_drains() {
     // Large get replies read a little slowly, so part of one is still in
@@ -1604,17 +1572,9 @@ fn sigterm_under_load_in_a_pair_keeps_replies_whole_and_drains() {
         let batches = Arc::clone(&batches);
         threads.push(std::thread::spawn(
             move || -> Result<(Vec<String>, usize), String> {
-                let mut acked = Vec::new();
-                let mut replies = 0usize;
-                let mut s =
-                    TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-                s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                s.set_write_timeout(Some(Duration::from_secs(10))).ok();
-                let mut buf: Vec<u8> = Vec::new();
-                let mut chunk = vec![0u8; 65536];
+                // One batch, one write: 8 sets of new keys, 2 big gets.
                 let mut n = 0usize;
-                'conn: loop {
-                    // One batch, one write: 8 sets of new keys, 2 big gets.
+                let batch = || {
                     let mut req = Vec::new();
                     let mut kinds: Vec<Option<String>> = Vec::new();
                     for i in 0..10 {
@@ -1631,46 +1591,10 @@ fn sigterm_under_load_in_a_pair_keeps_replies_whole_and_drains() {
                             kinds.push(Some(k));
                         }
                     }
-                    if s.write_all(&req).is_err() {
-                        if stop_sent.load(Ordering::SeqCst) {
-                            break 'conn;
-                        }
-                        return Err("write failed before the stop".to_string());
-                    }
-                    let mut done = 0;
-                    while done < kinds.len() {
-                        let is_get = kinds[done].is_none();
-                        if let Some(len) = reply_len(&buf, is_get, BIG)? {
-                            buf.drain(..len);
-                            if let Some(k) = kinds[done].take() {
-                                acked.push(k);
-                            }
-                            done += 1;
-                            replies += 1;
-                            continue;
-                        }
-                        match s.read(&mut chunk) {
-                            Ok(0) => break 'conn,
-                            Ok(r) => {
-                                buf.extend_from_slice(&chunk[..r]);
-                                std::thread::sleep(Duration::from_micros(300));
-                            }
-                            Err(e) if e.kind() == ErrorKind::ConnectionReset => break 'conn,
-                            Err(e) => return Err(format!("read: {e}")),
-                        }
-                    }
-                    batches.fetch_add(1, Ordering::Relaxed);
-                }
-                if !buf.is_empty() {
-                    return Err(format!(
-                        "connection closed inside a reply ({} bytes of it)",
-                        buf.len()
-                    ));
-                }
-                if !stop_sent.load(Ordering::SeqCst) {
-                    return Err("connection closed before the stop".to_string());
-                }
-                Ok((acked, replies))
+                    (req, kinds)
+                };
+                let pause = Duration::from_micros(300);
+                load_client(port, BIG, pause, &stop_sent, &batches, batch)
             },
         ));
     }

@@ -149,15 +149,8 @@ impl Node {
     }
 
     fn stats(&self) -> HashMap<String, String> {
-        self.call(b"stats replication\r\n", b"END\r\n")
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.splitn(3, ' ');
-                match (it.next(), it.next(), it.next()) {
-                    (Some("STAT"), Some(k), Some(v)) => Some((k.to_string(), v.to_string())),
-                    _ => None,
-                }
-            })
+        common::stat_lines(&self.call(b"stats replication\r\n", b"END\r\n"))
+            .into_iter()
             .collect()
     }
 

@@ -2,10 +2,11 @@
 //! repository files, temporary directories, logged child processes stopped
 //! by PID, config rewriting, and HAProxy's check timing.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
@@ -164,4 +165,106 @@ pub fn haproxy_timing(cfg: &str) -> (Duration, Duration, u32) {
         dur(after("fastinter")),
         after("fall").parse().expect("fall"),
     )
+}
+
+/// Length of the complete reply at the head of `buf`: `STORED\r\n` for a
+/// set, `VALUE k 0 LEN\r\n<LEN bytes>\r\nEND\r\n` for a one-key get hit
+/// of `value_len` bytes; None when incomplete, Err when it is not that.
+pub fn reply_len(buf: &[u8], is_get: bool, value_len: usize) -> Result<Option<usize>, String> {
+    if !is_get {
+        let want = b"STORED\r\n";
+        let n = buf.len().min(want.len());
+        if buf[..n] != want[..n] {
+            return Err(format!(
+                "bad set reply {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ));
+        }
+        return Ok((n == want.len()).then_some(n));
+    }
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&buf[..eol]);
+    if !head.starts_with("VALUE ") || !head.ends_with(&format!(" 0 {value_len}")) {
+        return Err(format!("bad get reply head {head:?}"));
+    }
+    let total = eol + 2 + value_len + 2 + b"END\r\n".len();
+    if buf.len() < total {
+        return Ok(None);
+    }
+    if &buf[eol + 2 + value_len..total] != b"\r\nEND\r\n" {
+        return Err("bad get reply tail".to_string());
+    }
+    Ok(Some(total))
+}
+
+/// One client of a SIGTERM-under-load test, until the server closes its
+/// connection. Each round writes `batch()` in one write (the request, and
+/// per reply `None` for a get hit of `value_len` bytes or `Some(key)` for
+/// a set), reads every reply whole, pausing `read_pause` after each read
+/// (so a reply is still in the server's hands when the stop comes), and
+/// counts a batch in `batches`. Ok(the keys of the sets answered STORED,
+/// the replies read) when the server closed at a reply boundary after
+/// `stop_sent`; Err on a broken reply or a close before the stop.
+pub fn load_client(
+    port: u16,
+    value_len: usize,
+    read_pause: Duration,
+    stop_sent: &AtomicBool,
+    batches: &AtomicUsize,
+    mut batch: impl FnMut() -> (Vec<u8>, Vec<Option<String>>),
+) -> Result<(Vec<String>, usize), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    let mut acked = Vec::new();
+    let mut replies = 0usize;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    'conn: loop {
+        let (req, mut kinds) = batch();
+        // Every reply of the previous batch was read: a failed write
+        // after the stop is a clean end.
+        if s.write_all(&req).is_err() {
+            if stop_sent.load(Ordering::SeqCst) {
+                break 'conn;
+            }
+            return Err("write failed before the stop".to_string());
+        }
+        let mut done = 0;
+        while done < kinds.len() {
+            if let Some(len) = reply_len(&buf, kinds[done].is_none(), value_len)? {
+                buf.drain(..len);
+                if let Some(k) = kinds[done].take() {
+                    acked.push(k);
+                }
+                done += 1;
+                replies += 1;
+                continue;
+            }
+            match s.read(&mut chunk) {
+                Ok(0) => break 'conn,
+                Ok(r) => {
+                    buf.extend_from_slice(&chunk[..r]);
+                    std::thread::sleep(read_pause);
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => break 'conn,
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+        batches.fetch_add(1, Ordering::Relaxed);
+    }
+    // The server closed the connection: only at a reply boundary, and
+    // only because of the stop.
+    if !buf.is_empty() {
+        return Err(format!(
+            "connection closed inside a reply ({} bytes of it)",
+            buf.len()
+        ));
+    }
+    if !stop_sent.load(Ordering::SeqCst) {
+        return Err("connection closed before the stop".to_string());
+    }
+    Ok((acked, replies))
 }

@@ -49,6 +49,20 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// The (name, value) pairs of the `STAT name value` lines in a reply.
+pub fn stat_lines(reply: &str) -> Vec<(String, String)> {
+    reply
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ' ');
+            match (it.next(), it.next(), it.next()) {
+                (Some("STAT"), Some(k), Some(v)) => Some((k.to_string(), v.to_string())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// A free TCP port on 127.0.0.1 (see [`free_port_on`]).
 pub fn free_port() -> u16 {
     free_port_on("127.0.0.1")
@@ -279,16 +293,7 @@ impl Client {
         };
         self.send(req.as_bytes());
         let raw = self.read_until_any(&[b"END\r\n"]);
-        String::from_utf8_lossy(&raw)
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.splitn(3, ' ');
-                match (it.next(), it.next(), it.next()) {
-                    (Some("STAT"), Some(k), Some(v)) => Some((k.to_string(), v.to_string())),
-                    _ => None,
-                }
-            })
-            .collect()
+        stat_lines(&String::from_utf8_lossy(&raw))
     }
 
     pub fn stat(&mut self, name: &str) -> Option<String> {
