@@ -1367,12 +1367,12 @@ fn a_stranger_flood_does_not_keep_a_pair_apart() {
     let _ = std::fs::remove_file(&secret);
 }
 
-/// The peer's clock is trusted without bound: a Hello from the peer's
-/// address (no secret) carrying a clock of 2^64-2 links, the node's clock
-/// moves there, and from then on every write gets the same saturated
-/// version, so `gets`/`cas` no longer see other writes (a stale `cas`
-/// succeeds) and last-writer-wins ties. Ignored until observed clocks are
-/// bounded (e.g. refused when far ahead of the wall clock).
+/// A Hello from the peer's address (no secret) carrying a clock of 2^64-2
+/// links. When the node followed a peer's clock without bound, every write
+/// after it got the same saturated version, so `gets`/`cas` no longer saw
+/// other writes (a stale `cas` succeeded) and last-writer-wins tied. The
+/// node now follows a peer clock at most an hour ahead of its own wall
+/// clock: two writes still get two CAS uniques.
 #[test]
 fn a_far_future_peer_clock_does_not_freeze_cas_uniques() {
     let _g = serial();

@@ -142,25 +142,23 @@ pub fn random_u64() -> u64 {
     u64::from_ne_bytes(b)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn keyed(
-    secret: &Secret,
-    role: u8,
-    own_nonce: &[u8; 16],
-    peer_nonce: &[u8; 16],
-    own_run: u64,
-    peer_run: u64,
-    own_node: u8,
-    peer_node: u8,
-) -> HmacSha256 {
+/// One side of a handshake as its Hello told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Party {
+    pub nonce: [u8; 16],
+    pub run: u64,
+    pub node: u8,
+}
+
+fn keyed(secret: &Secret, role: u8, sender: &Party, receiver: &Party) -> HmacSha256 {
     let mut mac = secret.0.clone();
     mac.update(CONTEXT);
     mac.update(&[role]);
-    mac.update(own_nonce);
-    mac.update(peer_nonce);
-    mac.update(&own_run.to_be_bytes());
-    mac.update(&peer_run.to_be_bytes());
-    mac.update(&[own_node, peer_node]);
+    mac.update(&sender.nonce);
+    mac.update(&receiver.nonce);
+    mac.update(&sender.run.to_be_bytes());
+    mac.update(&receiver.run.to_be_bytes());
+    mac.update(&[sender.node, receiver.node]);
     mac
 }
 
@@ -168,52 +166,26 @@ fn keyed(
 /// || own_nonce || peer_nonce || own_run_id || peer_run_id || own_node_id
 /// || peer_node_id), role = b'D' for the dialer, b'A' for the acceptor (so
 /// a proof can never be reflected back).
-#[allow(clippy::too_many_arguments)]
-pub fn proof(
-    secret: &Secret,
-    role: u8,
-    own_nonce: &[u8; 16],
-    peer_nonce: &[u8; 16],
-    own_run: u64,
-    peer_run: u64,
-    own_node: u8,
-    peer_node: u8,
-) -> [u8; 32] {
-    keyed(
-        secret, role, own_nonce, peer_nonce, own_run, peer_run, own_node, peer_node,
-    )
-    .finalize()
-    .into_bytes()
-    .into()
+pub fn proof(secret: &Secret, role: u8, own: &Party, peer: &Party) -> [u8; 32] {
+    keyed(secret, role, own, peer)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 /// Constant-time check of a received proof: true when `mac` is what the
-/// sender (role, nonce, run and node id as the sender sent them in its
-/// Hello) had to compute with the shared secret.
-#[allow(clippy::too_many_arguments)]
+/// sender (with its role, and its nonce, run and node id as its Hello
+/// gave them) had to compute with the shared secret.
 pub fn verify(
     secret: &Secret,
     role_of_sender: u8,
-    sender_nonce: &[u8; 16],
-    receiver_nonce: &[u8; 16],
-    sender_run: u64,
-    receiver_run: u64,
-    sender_node: u8,
-    receiver_node: u8,
+    sender: &Party,
+    receiver: &Party,
     mac: &[u8; 32],
 ) -> bool {
-    keyed(
-        secret,
-        role_of_sender,
-        sender_nonce,
-        receiver_nonce,
-        sender_run,
-        receiver_run,
-        sender_node,
-        receiver_node,
-    )
-    .verify_slice(mac)
-    .is_ok()
+    keyed(secret, role_of_sender, sender, receiver)
+        .verify_slice(mac)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -227,6 +199,17 @@ mod tests {
     ];
     const RUN_D: u64 = 0x0102_0304_0506_0708;
     const RUN_A: u64 = 0xffff_ffff_ffff_fffe;
+    /// The dialer (node 1, nonce N1) and the acceptor (node 2, nonce N2).
+    const DIALER: Party = Party {
+        nonce: N1,
+        run: RUN_D,
+        node: 1,
+    };
+    const ACCEPTOR: Party = Party {
+        nonce: N2,
+        run: RUN_A,
+        node: 2,
+    };
 
     fn secret(s: &str) -> Secret {
         Secret::from_bytes(s.as_bytes()).expect("test secret")
@@ -236,15 +219,14 @@ mod tests {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    /// The dialer (node 1, nonce N1) proves itself to the acceptor (node 2,
-    /// nonce N2).
+    /// The dialer proves itself to the acceptor.
     fn dialer_proof(s: &Secret) -> [u8; 32] {
-        proof(s, ROLE_DIALER, &N1, &N2, RUN_D, RUN_A, 1, 2)
+        proof(s, ROLE_DIALER, &DIALER, &ACCEPTOR)
     }
 
     /// The acceptor's check of the dialer's proof.
     fn acceptor_checks(s: &Secret, mac: &[u8; 32]) -> bool {
-        verify(s, ROLE_DIALER, &N1, &N2, RUN_D, RUN_A, 1, 2, mac)
+        verify(s, ROLE_DIALER, &DIALER, &ACCEPTOR, mac)
     }
 
     #[test]
@@ -274,18 +256,8 @@ mod tests {
         let mac = dialer_proof(&s);
         assert!(acceptor_checks(&s, &mac));
         // and the acceptor's answer, checked by the dialer
-        let back = proof(&s, ROLE_ACCEPTOR, &N2, &N1, RUN_A, RUN_D, 2, 1);
-        assert!(verify(
-            &s,
-            ROLE_ACCEPTOR,
-            &N2,
-            &N1,
-            RUN_A,
-            RUN_D,
-            2,
-            1,
-            &back
-        ));
+        let back = proof(&s, ROLE_ACCEPTOR, &ACCEPTOR, &DIALER);
+        assert!(verify(&s, ROLE_ACCEPTOR, &ACCEPTOR, &DIALER, &back));
         assert_ne!(mac, back);
         // a secret with the same bytes loaded separately agrees
         assert!(acceptor_checks(&secret("s3cret"), &mac));
@@ -299,42 +271,60 @@ mod tests {
         for other in ["s3creT", "s3cre", "s3cret\n", "x"] {
             assert!(!acceptor_checks(&secret(other), &mac), "{other:?}");
         }
+        let check =
+            |sender: Party, receiver: Party| verify(&s, ROLE_DIALER, &sender, &receiver, &mac);
         // swapped nonces
-        assert!(!verify(&s, ROLE_DIALER, &N2, &N1, RUN_D, RUN_A, 1, 2, &mac));
+        assert!(!check(
+            Party {
+                nonce: N2,
+                ..DIALER
+            },
+            Party {
+                nonce: N1,
+                ..ACCEPTOR
+            }
+        ));
         // a stale nonce (replay on a new connection)
         let mut n3 = N2;
         n3[15] ^= 1;
-        assert!(!verify(&s, ROLE_DIALER, &N1, &n3, RUN_D, RUN_A, 1, 2, &mac));
-        // reflected: the dialer's proof offered as the acceptor's
-        assert!(!verify(
-            &s,
-            ROLE_ACCEPTOR,
-            &N1,
-            &N2,
-            RUN_D,
-            RUN_A,
-            1,
-            2,
-            &mac
+        assert!(!check(
+            DIALER,
+            Party {
+                nonce: n3,
+                ..ACCEPTOR
+            }
         ));
+        // reflected: the dialer's proof offered as the acceptor's
+        assert!(!verify(&s, ROLE_ACCEPTOR, &DIALER, &ACCEPTOR, &mac));
         // a stranger reflecting our own challenge: we (acceptor, N2) would
         // accept only a dialer proof over (N1 = theirs, N2 = ours); our own
         // acceptor proof over the same nonces is not one
-        let ours = proof(&s, ROLE_ACCEPTOR, &N2, &N1, RUN_A, RUN_D, 2, 1);
+        let ours = proof(&s, ROLE_ACCEPTOR, &ACCEPTOR, &DIALER);
         assert!(!acceptor_checks(&s, &ours));
-        // swapped run ids, swapped node ids
-        assert!(!verify(&s, ROLE_DIALER, &N1, &N2, RUN_A, RUN_D, 1, 2, &mac));
-        assert!(!verify(&s, ROLE_DIALER, &N1, &N2, RUN_D, RUN_A, 2, 1, &mac));
-        assert!(!verify(
-            &s,
-            ROLE_DIALER,
-            &N1,
-            &N2,
-            RUN_D + 1,
-            RUN_A,
-            1,
-            2,
-            &mac
+        // swapped run ids, swapped node ids, another run id
+        assert!(!check(
+            Party {
+                run: RUN_A,
+                ..DIALER
+            },
+            Party {
+                run: RUN_D,
+                ..ACCEPTOR
+            }
+        ));
+        assert!(!check(
+            Party { node: 2, ..DIALER },
+            Party {
+                node: 1,
+                ..ACCEPTOR
+            }
+        ));
+        assert!(!check(
+            Party {
+                run: RUN_D + 1,
+                ..DIALER
+            },
+            ACCEPTOR
         ));
         // every single flipped bit of the proof
         for bit in 0..256 {

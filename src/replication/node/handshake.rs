@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::super::frame::{self, Frame};
-use super::super::{auth, now_ms};
+use super::super::{auth, now_ms, Inner};
 use super::link::{PeerHello, Phase};
 use super::{CloseReason, Node, BACKOFF_MIN, SYNC_SETTLE};
 use crate::exec;
@@ -119,23 +119,13 @@ impl Node {
         phase: Phase,
         mac: &[u8; 32],
     ) -> Result<(), CloseReason> {
-        let me = self.inner.node_id();
         let l = &self.conns[t];
         let (Some(secret), Some(peer), Phase::Handshake) = (&self.secret, l.peer, phase) else {
             return Err(self.malformed("an unexpected auth"));
         };
         let sender_role = if l.outgoing { b'A' } else { b'D' };
-        if !auth::verify(
-            secret,
-            sender_role,
-            &peer.nonce,
-            &l.nonce,
-            peer.run,
-            self.inner.run_id,
-            peer.node,
-            me,
-            mac,
-        ) {
+        let own = own_party(&self.inner, l.nonce);
+        if !auth::verify(secret, sender_role, &peer.party(), &own, mac) {
             self.inner
                 .counters
                 .auth_failures
@@ -192,16 +182,8 @@ impl Node {
             return;
         };
         let role = if l.outgoing { b'D' } else { b'A' };
-        let mac = auth::proof(
-            secret,
-            role,
-            &l.nonce,
-            &peer.nonce,
-            self.inner.run_id,
-            peer.run,
-            self.inner.node_id(),
-            peer.node,
-        );
+        let own = own_party(&self.inner, l.nonce);
+        let mac = auth::proof(secret, role, &own, &peer.party());
         l.send(&Frame::Auth { mac });
     }
 
@@ -373,5 +355,15 @@ impl Node {
         }
         self.publish_state();
         Ok(())
+    }
+}
+
+/// This node as its Hello on a connection (with that connection's nonce)
+/// introduced it, for the proofs.
+fn own_party(inner: &Inner, nonce: [u8; 16]) -> auth::Party {
+    auth::Party {
+        nonce,
+        run: inner.run_id,
+        node: inner.node_id(),
     }
 }

@@ -38,6 +38,17 @@ pub(super) struct PeerHello {
     pub(super) probe: bool,
 }
 
+impl PeerHello {
+    /// The peer as its Hello introduced it, for the proofs.
+    pub(super) fn party(&self) -> auth::Party {
+        auth::Party {
+            nonce: self.nonce,
+            run: self.run,
+            node: self.node,
+        }
+    }
+}
+
 /// What a sent record was, so an unacknowledged one can be sent again.
 pub(super) enum Inflight {
     Key(Box<[u8]>),
