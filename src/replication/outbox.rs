@@ -15,19 +15,20 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// Parts the key set is split into (a power of two).
 const PARTS: usize = 16;
-/// Bytes one entry costs besides its key (twice: queue and set): the boxes,
-/// the hash slot, the queue slot, the enqueue time.
+/// Bytes one entry costs besides its key (one copy, shared by the queue
+/// and the set): the shared allocation's header, the hash slot, the queue
+/// slot, the enqueue time.
 pub const ENTRY_OVERHEAD: u64 = 64;
 
 #[derive(Default)]
 struct Part {
     /// Keys in the order they were first changed, with that time (ms).
-    order: VecDeque<(Box<[u8]>, u64)>,
-    members: HashSet<Box<[u8]>>,
+    order: VecDeque<(Arc<[u8]>, u64)>,
+    members: HashSet<Arc<[u8]>>,
     bytes: u64,
 }
 
@@ -63,7 +64,7 @@ fn part_of(key: &[u8]) -> usize {
 }
 
 fn entry_cost(key: &[u8]) -> u64 {
-    2 * key.len() as u64 + ENTRY_OVERHEAD
+    key.len() as u64 + ENTRY_OVERHEAD
 }
 
 impl Outbox {
@@ -106,8 +107,10 @@ impl Outbox {
             self.overflow();
             return;
         }
-        g.members.insert(key.into());
-        g.order.push_back((key.into(), now_ms));
+        // One copy of the key, shared by the set and the queue.
+        let key: Arc<[u8]> = key.into();
+        g.members.insert(Arc::clone(&key));
+        g.order.push_back((key, now_ms));
         g.bytes += cost;
         self.items.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(cost, Ordering::Relaxed);
@@ -175,7 +178,7 @@ impl Outbox {
 
     /// Moves up to `max` keys into `out`, visiting the parts round-robin
     /// from `*next`. Returns how many were taken.
-    pub fn pop_batch(&self, next: &mut usize, max: usize, out: &mut Vec<Box<[u8]>>) -> usize {
+    pub fn pop_batch(&self, next: &mut usize, max: usize, out: &mut Vec<Arc<[u8]>>) -> usize {
         let mut taken = 0;
         let per_part = (max / PARTS).max(8);
         for _ in 0..PARTS {
@@ -257,7 +260,7 @@ mod tests {
         let mut next = 0;
         let mut out = Vec::new();
         while o.pop_batch(&mut next, 1000, &mut out) > 0 {}
-        let mut v: Vec<Vec<u8>> = out.into_iter().map(|k| k.into_vec()).collect();
+        let mut v: Vec<Vec<u8>> = out.into_iter().map(|k| k.to_vec()).collect();
         v.sort();
         v
     }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -51,7 +52,7 @@ impl PeerHello {
 
 /// What a sent record was, so an unacknowledged one can be sent again.
 pub(super) enum Inflight {
-    Key(Box<[u8]>),
+    Key(Arc<[u8]>),
     Flush(PendingFlush),
     /// Part of a resync walk (a new walk covers it again).
     Walk,

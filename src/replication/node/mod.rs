@@ -119,7 +119,7 @@ pub struct Node {
     /// process reached at `-x` turns out to be another run.
     suspect: Option<(u8, u64, std::net::SocketAddr)>,
     pop_cursor: usize,
-    scratch: Vec<Box<[u8]>>,
+    scratch: Vec<Arc<[u8]>>,
     /// The last pump stopped with records left to send and a writable
     /// socket: turn the loop again without waiting.
     send_more: bool,
