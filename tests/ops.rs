@@ -649,6 +649,85 @@ fn notify_stopping_on_shutdown_command() {
 }
 
 // ---------------------------------------------------------------------------
+// process limits: -c, -r, -k
+
+/// A line of /proc/PID/limits: (soft, hard), "unlimited" as u64::MAX.
+fn proc_limit(pid: u32, name: &str) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    let num = |v: &str| -> u64 {
+        if v == "unlimited" {
+            u64::MAX
+        } else {
+            v.parse().expect("limit")
+        }
+    };
+    let f: Vec<&str> = line[name.len()..].split_whitespace().collect();
+    (num(f[0]), num(f[1]))
+}
+
+/// As memcached: `-c` raises the open-file limit to fit the connections
+/// (as far as the hard limit allows), `-r` raises the core-file limit, and
+/// `-k` locks the process's memory or says why it cannot.
+#[test]
+fn c_r_and_k_set_the_process_limits() {
+    let dir = TempDir::new("limits");
+    let log = dir.path().join("stderr.log");
+    let port = free_port();
+    // Low soft limits to start from (the shell execs the server: its PID
+    // is the server's).
+    let user = if nix::unistd::geteuid().is_root() {
+        "-u root"
+    } else {
+        ""
+    };
+    let script = format!(
+        "ulimit -S -n 1024 && ulimit -S -c 0 && exec '{}' -p {port} -l 127.0.0.1 -c 5000 -r -k {user}",
+        binary().display()
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("spawn");
+    let mut server = Server { child, port };
+    assert!(
+        server.wait_ready(Duration::from_secs(10)),
+        "did not start:\n{}",
+        log_text(&log)
+    );
+    let pid = server.pid();
+    let (nofile, nofile_hard) = proc_limit(pid, "Max open files");
+    assert!(
+        nofile >= 5000 || (nofile_hard < 5000 && nofile == nofile_hard),
+        "-c 5000 from a soft limit of 1024: open files {nofile} (hard {nofile_hard})"
+    );
+    let (core, core_hard) = proc_limit(pid, "Max core file size");
+    assert!(
+        core > 0 && (core == u64::MAX || core == core_hard),
+        "-r from a soft limit of 0: core file size {core} (hard {core_hard})"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let locked: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmLck");
+    let said_why = log_text(&log).contains("-k: mlockall() failed");
+    eprintln!("limits: open files {nofile}/{nofile_hard}, core {core}/{core_hard}, locked {locked} kB, mlockall refused: {said_why}");
+    assert!(
+        locked > 0 || said_why,
+        "-k: nothing locked and no reason given:\n{}",
+        log_text(&log)
+    );
+    server.stop();
+}
+
 // signals
 
 #[test]
